@@ -1,0 +1,1 @@
+"""Replication stream reader -> wal2json decoder -> normalizer into schemas' events."""

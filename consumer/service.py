@@ -1,0 +1,161 @@
+"""The capture loop: replication stream -> decoder -> normalizer -> publisher, confirming LSNs.
+
+It never blocks on Kafka: sends are asynchronous, acknowledgements arrive on the client's thread,
+and the loop confirms to PostgreSQL only what `AckTracker` says Kafka has. When too many events
+await acknowledgement it stops reading WAL but keeps sending status updates, so a slow Kafka
+never trips wal_sender_timeout.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from consumer import metrics
+from consumer.acks import AckTracker, int_to_lsn, lsn_to_int
+from consumer.decoder import Begin, Commit, Message, decode
+from consumer.normalizer import Normalizer
+from consumer.stream import ReplicationStream
+from pgtrail.errors import Poison, Retryable, classify_kafka
+from publisher.base import Publisher
+
+log = logging.getLogger(__name__)
+
+
+class CaptureService:
+    """Streams one source database into Kafka.
+
+    Guarantee: the slot's confirmed position only ever covers transactions whose events (and
+    dead-lettered lines) Kafka acknowledged with acks=all. A crash at any point re-delivers from
+    there; event ids repeat, and the sink ignores repeats.
+    """
+
+    def __init__(self, stream: ReplicationStream, publisher: Publisher, slot: str,
+                 max_pending_events: int, clock: Callable[[], float] = time.monotonic):
+        self.stream = stream
+        self.publisher = publisher
+        self.slot = slot
+        self.max_pending = max_pending_events
+        self.clock = clock
+        self.tracker = AckTracker()
+        self.confirmed = 0
+        self._stop = False
+        self.normalizer: Normalizer | None = None
+        self.database = "?"
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def run(self, until: Callable[[], bool] | None = None) -> None:
+        identity = self.stream.open()
+        self.database = identity.database
+        self.normalizer = Normalizer(identity.system_id, identity.database, self.slot)
+        log.info("streaming slot %s of %s (system %s)", self.slot, identity.database, identity.system_id)
+        unit = None
+        last_keepalive = self.clock()
+        db = self.database
+        try:
+            while not self._stop and not (until and until()):
+                self._check_failure()
+                if self.tracker.pending >= self.max_pending:
+                    # Back-pressure: wait for acks without reading WAL, but keep the walsender alive.
+                    self._confirm()
+                    if self.clock() - last_keepalive >= 1.0:
+                        self.stream.keepalive()
+                        last_keepalive = self.clock()
+                    time.sleep(0.01)
+                    continue
+                msg = self.stream.read(timeout=0.5)
+                if msg is not None:
+                    unit = self._handle(msg.payload, unit, db)
+                self._confirm()
+                metrics.PENDING_EVENTS.labels(db).set(self.tracker.pending)
+                wal_end = self.stream.wal_end
+                if wal_end and self.confirmed:
+                    metrics.LAG_BYTES.labels(db).set(max(0, wal_end - self.confirmed))
+            self.publisher.flush(timeout=30)
+            self._check_failure()
+            self._confirm(force=True)
+        finally:
+            self.stream.close()
+
+    def _handle(self, payload: bytes, unit, db: str):
+        try:
+            change = decode(payload)
+        except Poison as exc:
+            self._dead_letter(payload, str(exc), unit)
+            return unit
+        if isinstance(change, Begin):
+            unit = self.tracker.begin()
+        standalone = isinstance(change, Message) and not change.transactional
+        target = self.tracker.begin() if standalone else unit
+        try:
+            events = self.normalizer.feed(change)
+        except Poison as exc:
+            self._dead_letter(payload, str(exc), target)
+            events = []
+        for event in events:
+            metrics.EVENTS_CONSUMED.labels(db, event.kind).inc()
+            done = self.tracker.add(target)
+            self.publisher.publish(event, self._counted(done, db, event.kind))
+        if standalone:
+            self.tracker.close(target, None)
+        if isinstance(change, Commit):
+            self.tracker.close(unit, lsn_to_int(change.end_lsn))
+            unit = None
+        return unit
+
+    def _counted(self, done, db: str, kind: str):
+        counter = metrics.EVENTS_PUBLISHED.labels(db, kind)
+
+        def on_delivery(exc: BaseException | None) -> None:
+            if exc is None:
+                counter.inc()
+            done(exc)
+        return on_delivery
+
+    def _dead_letter(self, payload: bytes, reason: str, unit) -> None:
+        log.warning("dead-lettering a WAL line from %s: %s", self.database, reason)
+        metrics.DEAD_LETTERS.labels(self.database).inc()
+        metrics.ERRORS.labels(self.database, "poison").inc()
+        if unit is None:
+            unit = self.tracker.begin()
+            self.tracker.close(unit, None)
+        self.publisher.dead_letter(payload, reason, f"{self.database}/{self.slot}", self.tracker.add(unit))
+
+    def _check_failure(self) -> None:
+        exc = self.tracker.failure
+        if exc is not None:
+            raise classify_kafka(exc)(f"Kafka did not acknowledge an event: {exc!r}") from exc
+
+    def _confirm(self, force: bool = False) -> None:
+        lsn = self.tracker.confirmable()
+        if lsn is not None and lsn > self.confirmed:
+            self.confirmed = lsn
+            metrics.CONFIRMED_LSN.labels(self.database).set(lsn)
+        if self.confirmed and (lsn is not None or force):
+            self.stream.confirm(self.confirmed, force=force)
+
+
+def run_with_restarts(make_service: Callable[[], CaptureService], max_backoff: float = 30.0,
+                      sleep: Callable[[float], None] = time.sleep) -> None:
+    """Run the capture loop; on a retryable error start again from the slot's confirmed position."""
+    backoff = 1.0
+    while True:
+        service = make_service()
+        try:
+            service.run()
+            return
+        except Retryable as exc:
+            metrics.ERRORS.labels(service.database, "retryable").inc()
+            log.warning("capture interrupted (%s); restarting from the confirmed position in %.0fs", exc, backoff)
+            sleep(backoff)
+            backoff = min(max_backoff, backoff * 2)
+        finally:
+            try:
+                service.publisher.close()
+            except Exception:  # noqa: BLE001 - closing after a failure must not mask it
+                log.debug("publisher close failed", exc_info=True)
+
+
+__all__ = ["CaptureService", "run_with_restarts", "int_to_lsn"]

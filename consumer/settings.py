@@ -1,0 +1,16 @@
+"""Consumer settings (env prefix PGTRAIL_)."""
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConsumerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PGTRAIL_", extra="ignore")
+
+    source_dsn: SecretStr = Field(SecretStr("host=127.0.0.1 port=54329 user=postgres dbname=pgtrail_source"),
+                                  description="libpq DSN of the source database (may hold a password)")
+    slot: str = Field("pgtrail", pattern=r"^[a-z0-9_]{1,63}$", description="logical replication slot")
+    status_interval: float = Field(10.0, gt=0, description="seconds between standby status updates")
+    max_pending_events: int = Field(50000, ge=1, description="stop reading WAL while this many events await Kafka")
+    consumer_metrics_port: int = Field(9641, ge=0, le=65535, description="0 disables the HTTP metrics server")

@@ -1,0 +1,163 @@
+"""The replication stream: a psycopg2 LogicalReplicationConnection on a wal2json slot."""
+from __future__ import annotations
+
+import logging
+import select
+from dataclasses import dataclass
+
+import psycopg2
+import psycopg2.errorcodes
+import psycopg2.extras
+
+from pgtrail.dsn import describe_dsn
+from pgtrail.errors import Fatal, Retryable, classify_sqlstate
+
+log = logging.getLogger(__name__)
+
+# format-version 2: one JSON object per change, never a whole-transaction buffer.
+WAL2JSON_OPTIONS = {
+    "format-version": "2",
+    "include-xids": "1",
+    "include-timestamp": "1",
+    "include-lsn": "1",
+    "include-pk": "1",
+    "include-transaction": "1",
+    "add-msg-prefixes": "pgtrail",
+    "filter-tables": "script_tracking.*",
+}
+
+
+@dataclass(frozen=True)
+class SourceIdentity:
+    system_id: str
+    database: str
+
+
+@dataclass(slots=True)
+class WalMessage:
+    payload: bytes
+    data_start: int
+    wal_end: int
+
+
+def _wrap(exc: psycopg2.Error, what: str, dsn: str) -> Exception:
+    kind = classify_sqlstate(exc.pgcode)
+    text = (exc.pgerror or str(exc)).strip().splitlines()[0] if (exc.pgerror or str(exc)).strip() else type(exc).__name__
+    if isinstance(exc, psycopg2.OperationalError) and exc.pgcode is None:
+        return Fatal(f"cannot connect to the source database ({describe_dsn(dsn)}) for {what}: {text}")
+    return kind(f"{what} on {describe_dsn(dsn)}: {text}")
+
+
+class ReplicationStream:
+    """Reads one slot's changes. `read()` never blocks longer than `timeout`.
+
+    Confirming is explicit (`confirm()`); the server only learns positions the caller confirmed,
+    so it re-sends everything after them when the stream restarts.
+    """
+
+    def __init__(self, dsn: str, slot: str, status_interval: float):
+        self.dsn = dsn
+        self.slot = slot
+        self.status_interval = status_interval
+        self._conn = None
+        self._cur = None
+
+    def open(self) -> SourceIdentity:
+        self._preflight()
+        try:
+            self._conn = psycopg2.connect(self.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+            self._cur = self._conn.cursor()
+            self._cur.execute("IDENTIFY_SYSTEM")
+            system_id, _tli, _pos, dbname = self._cur.fetchone()
+            self._ensure_slot()
+            self._cur.start_replication(slot_name=self.slot, decode=False, options=WAL2JSON_OPTIONS,
+                                        status_interval=self.status_interval)
+        except psycopg2.Error as exc:
+            self.close()
+            raise _wrap(exc, "starting replication", self.dsn) from exc
+        return SourceIdentity(str(system_id), dbname)
+
+    def _preflight(self) -> None:
+        """Check what would otherwise fail obscurely: reachability, wal_level, slot state."""
+        try:
+            conn = psycopg2.connect(self.dsn)
+        except psycopg2.Error as exc:
+            raise _wrap(exc, "the preflight check", self.dsn) from exc
+        try:
+            with conn.cursor() as cur:
+                cur.execute("show wal_level")
+                (wal_level,) = cur.fetchone()
+                if wal_level != "logical":
+                    raise Fatal(f"wal_level is {wal_level!r} on {describe_dsn(self.dsn)}: set wal_level = logical "
+                                "in postgresql.conf and restart PostgreSQL")
+                cur.execute("select plugin, wal_status from pg_replication_slots where slot_name = %s", (self.slot,))
+                row = cur.fetchone()
+                if row and row[0] != "wal2json":
+                    raise Fatal(f"slot {self.slot!r} uses plugin {row[0]!r}, not wal2json: choose another "
+                                "PGTRAIL_SLOT or drop that slot")
+                if row and row[1] == "lost":
+                    raise Fatal(f"slot {self.slot!r} is lost (its WAL was removed by max_slot_wal_keep_size): "
+                                "changes since its last confirmed position cannot be read; drop and recreate "
+                                "the slot and re-baseline")
+        except psycopg2.Error as exc:
+            raise _wrap(exc, "the preflight check", self.dsn) from exc
+        finally:
+            conn.close()
+
+    def _ensure_slot(self) -> None:
+        try:
+            self._cur.create_replication_slot(self.slot, output_plugin="wal2json")
+            log.info("created replication slot %s", self.slot)
+        except psycopg2.errors.DuplicateObject:
+            pass
+        except psycopg2.Error as exc:
+            if exc.pgcode == psycopg2.errorcodes.UNDEFINED_FILE:
+                raise Fatal("the wal2json output plugin is not installed on the source server: "
+                            "install Debian's postgresql-15-wal2json") from exc
+            raise
+
+    def read(self, timeout: float) -> WalMessage | None:
+        """Next message, or None after waiting up to `timeout` seconds. Answers keepalives."""
+        try:
+            msg = self._cur.read_message()
+            if msg is None:
+                ready, _, _ = select.select([self._cur], [], [], timeout)
+                if not ready:
+                    self._cur.send_feedback()  # keeps status updates flowing while idle
+                    return None
+                msg = self._cur.read_message()
+                if msg is None:
+                    return None
+            return WalMessage(msg.payload, msg.data_start, msg.wal_end)
+        except psycopg2.Error as exc:
+            raise _wrap(exc, "reading the replication stream", self.dsn) from exc
+
+    def confirm(self, lsn: int, force: bool = False) -> None:
+        """Tell the server everything before `lsn` is durable downstream."""
+        try:
+            self._cur.send_feedback(write_lsn=lsn, flush_lsn=lsn, force=force)
+        except psycopg2.Error as exc:
+            raise _wrap(exc, "confirming a position", self.dsn) from exc
+
+    def keepalive(self) -> None:
+        """A status update now, so wal_sender_timeout never fires while the caller waits."""
+        try:
+            self._cur.send_feedback(force=True)
+        except psycopg2.Error as exc:
+            raise _wrap(exc, "sending a keepalive", self.dsn) from exc
+
+    @property
+    def wal_end(self) -> int:
+        return self._cur.wal_end if self._cur is not None else 0
+
+    def close(self) -> None:
+        for obj in (self._cur, self._conn):
+            try:
+                if obj is not None:
+                    obj.close()
+            except psycopg2.Error:
+                pass
+        self._cur = self._conn = None
+
+
+__all__ = ["ReplicationStream", "SourceIdentity", "WalMessage", "Retryable"]

@@ -1,0 +1,176 @@
+"""The `pgtrail` command: the one place where each service is wired together."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+
+from pydantic import ValidationError
+
+from pgtrail.errors import PgtrailError
+
+log = logging.getLogger("pgtrail")
+
+
+def _metrics_server(port: int) -> None:
+    if port:
+        from prometheus_client import start_http_server
+        start_http_server(port, addr=os.environ.get("PGTRAIL_METRICS_ADDR", "127.0.0.1"))
+        log.info("metrics on http://%s:%d/metrics", os.environ.get("PGTRAIL_METRICS_ADDR", "127.0.0.1"), port)
+
+
+def _on_term(stop) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop())
+
+
+def cmd_install(args) -> int:
+    from consumer.settings import ConsumerSettings
+    from pgtrail.install import install
+    from sink.settings import SinkSettings
+    if args.part in ("source", "all"):
+        dsn = args.dsn or ConsumerSettings().source_dsn.get_secret_value()
+        print(f"source: applied {', '.join(install(dsn, 'source'))}")
+    if args.part in ("vault", "all"):
+        dsn = (args.dsn if args.part == "vault" else None) or SinkSettings().vault_dsn.get_secret_value()
+        print(f"vault: applied {', '.join(install(dsn, 'vault'))}")
+    return 0
+
+
+def cmd_consume(args) -> int:
+    from consumer.service import CaptureService, run_with_restarts
+    from consumer.settings import ConsumerSettings
+    from consumer.stream import ReplicationStream
+    from publisher import KafkaPublisher, KafkaSettings
+    from publisher.topics import ensure_topics
+
+    settings, kafka = ConsumerSettings(), KafkaSettings()
+    ensure_topics(kafka, ["ddl", "dml", "operation"])
+    _metrics_server(settings.consumer_metrics_port)
+    current: list[CaptureService] = []
+    stopped = []
+
+    def make() -> CaptureService:
+        stream = ReplicationStream(settings.source_dsn.get_secret_value(), settings.slot, settings.status_interval)
+        service = CaptureService(stream, KafkaPublisher(kafka), settings.slot, settings.max_pending_events)
+        if stopped:
+            service.stop()
+        current[:] = [service]
+        return service
+
+    def stop() -> None:
+        stopped.append(True)
+        for s in current:
+            s.stop()
+
+    _on_term(stop)
+    run_with_restarts(make)
+    return 0
+
+
+def cmd_sink(args) -> int:
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    from pgtrail.errors import Fatal
+    from pgtrail.install import connect
+    from publisher import KafkaPublisher, KafkaSettings
+    from publisher.topics import ensure_topics
+    from sink.loader import VaultLoader
+    from sink.service import SinkService
+    from sink.settings import SinkSettings
+
+    settings, kafka = SinkSettings(), KafkaSettings()
+    ensure_topics(kafka, settings.kinds)
+    vault_dsn = settings.vault_dsn.get_secret_value()
+    connect(vault_dsn, "vault").close()  # fail fast with a clear message
+    try:
+        consumer = KafkaConsumer(*(kafka.topic(k) for k in settings.kinds), bootstrap_servers=kafka.bootstrap.split(","),
+                                 group_id=settings.group_id, enable_auto_commit=False,
+                                 auto_offset_reset="earliest", client_id="pgtrail-sink",
+                                 max_partition_fetch_bytes=kafka.max_request_size)
+    except KafkaError as exc:
+        raise Fatal(f"cannot reach Kafka at {kafka.bootstrap}: {exc}") from exc
+    service = SinkService(consumer, lambda: VaultLoader(connect(vault_dsn, "vault")),
+                          KafkaPublisher(kafka, client_id="pgtrail-sink-dlq"),
+                          settings.max_batch, settings.poll_timeout_ms)
+    _metrics_server(settings.metrics_port)
+    _on_term(service.stop)
+    try:
+        service.run()
+    finally:
+        service.close()
+        consumer.close()
+        service.dead_letters.close()
+    return 0
+
+
+def cmd_history(args) -> int:
+    from pgtrail import history
+    from pgtrail.install import connect
+    from sink.settings import SinkSettings
+    dsn = args.dsn or SinkSettings().vault_dsn.get_secret_value()
+    with connect(dsn, "vault") as conn:
+        rows = history.fetch(conn, args.object, args.database, args.limit)
+    print(history.render_json(rows) if args.json else history.render_table(rows))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from pgtrail.demo import run_demo
+    return run_demo(timeout=args.timeout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pgtrail", description="Change and operation tracking for PostgreSQL fleets.")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("install", help="install or upgrade the tracking SQL (idempotent)")
+    s.add_argument("part", choices=["source", "vault", "all"], nargs="?", default="all")
+    s.add_argument("--dsn", help="overrides PGTRAIL_SOURCE_DSN / PGTRAIL_VAULT_DSN")
+    s.set_defaults(func=cmd_install)
+
+    s = sub.add_parser("consume", help="stream the source's slot into Kafka (settings from PGTRAIL_*)")
+    s.set_defaults(func=cmd_consume)
+
+    s = sub.add_parser("sink", help="load Kafka events into the Data Vault (settings from PGTRAIL_SINK_*)")
+    s.set_defaults(func=cmd_sink)
+
+    s = sub.add_parser("history", help="tracked history from the vault")
+    s.add_argument("object", nargs="?", help="schema.table (or table) to restrict to")
+    s.add_argument("--database")
+    s.add_argument("--limit", type=int, default=1000)
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--dsn", help="vault DSN; overrides PGTRAIL_VAULT_DSN")
+    s.set_defaults(func=cmd_history)
+
+    s = sub.add_parser("demo", help="run the demo workload on the source and show what reached the vault")
+    s.add_argument("--timeout", type=float, default=90.0)
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else getattr(logging, os.environ.get("PGTRAIL_LOG_LEVEL", "INFO").upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("kafka").setLevel(max(level, logging.WARNING))
+    try:
+        return args.func(args)
+    except PgtrailError as exc:
+        print(f"pgtrail: error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err.get("loc", ())) or exc.title
+        print(f"pgtrail: error: invalid setting {where}: {err.get('msg')}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

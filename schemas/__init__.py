@@ -1,0 +1,23 @@
+"""The one vocabulary shared by every stage: pgtrail's event models (pure, no I/O)."""
+from schemas.events import (
+    SCHEMA_VERSION,
+    Actor,
+    DdlEvent,
+    DdlPayload,
+    DmlEvent,
+    DmlPayload,
+    Event,
+    EventKind,
+    OperationEvent,
+    OperationPayload,
+    Source,
+    event_adapter,
+    parse_event,
+)
+from schemas.ids import event_id
+
+__all__ = [
+    "SCHEMA_VERSION", "Actor", "DdlEvent", "DdlPayload", "DmlEvent", "DmlPayload", "Event",
+    "EventKind", "OperationEvent", "OperationPayload", "Source", "event_adapter", "event_id",
+    "parse_event",
+]

@@ -1,0 +1,1 @@
+"""Kafka consumer group -> Data Vault loader; offsets committed after the vault commits."""

@@ -1,0 +1,47 @@
+"""The one hash-key standard of pgtrail's Data Vault.
+
+hash_key(part1, part2, ...):
+  1. each part: None becomes the null token '^^'; anything else becomes str(part) with leading and
+     trailing whitespace removed; parts declared case-insensitive are upper-cased;
+  2. parts are joined with the delimiter '||';
+  3. the result is encoded as UTF-8 and hashed with SHA-256; the key is the 32-byte digest.
+
+PostgreSQL identifiers are case-sensitive once quoted, so database and object names are hashed as
+they are; UUIDs are case-insensitive. The golden vectors in tests/unit/test_hashing.py pin this
+standard: changing it would orphan every key already in a vault.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+NULL_TOKEN = "^^"
+DELIMITER = "||"
+
+
+def _part(value: Any, case_insensitive: bool) -> str:
+    if value is None:
+        return NULL_TOKEN
+    text = str(value).strip()
+    return text.upper() if case_insensitive else text
+
+
+def hash_key(*parts: Any, case_insensitive: bool = False) -> bytes:
+    joined = DELIMITER.join(_part(p, case_insensitive) for p in parts)
+    return hashlib.sha256(joined.encode("utf-8")).digest()
+
+
+def hk_database(system_id: str, database: str) -> bytes:
+    return hash_key(system_id, database)
+
+
+def hk_object(system_id: str, database: str, object_identity: str) -> bytes:
+    return hash_key(system_id, database, object_identity)
+
+
+def hk_event(event_id: Any) -> bytes:
+    return hash_key(event_id, case_insensitive=True)
+
+
+def hk_link(*hub_keys: bytes) -> bytes:
+    return hash_key(*(k.hex() for k in hub_keys), case_insensitive=True)

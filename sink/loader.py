@@ -1,0 +1,127 @@
+"""Events -> Data Vault rows, insert-only and idempotent."""
+from __future__ import annotations
+
+import json
+import re
+from typing import Iterable, Protocol
+from uuid import UUID
+
+import psycopg
+
+from schemas import DdlEvent, DmlEvent, Event, OperationEvent
+from sink.hashing import hk_database, hk_event, hk_link, hk_object
+
+_PLAIN_IDENT = re.compile(r"^[a-z_][a-z0-9_$]*$")
+
+
+def quote_ident(name: str) -> str:
+    """Quote like PostgreSQL's object identities do, so DML and DDL name a table alike."""
+    return name if _PLAIN_IDENT.match(name) else '"' + name.replace('"', '""') + '"'
+
+
+def object_identity(event: Event) -> str:
+    """The business key of what an event touched, within its database."""
+    if isinstance(event, DmlEvent):
+        return f"{quote_ident(event.payload.schema_name)}.{quote_ident(event.payload.table)}"
+    if isinstance(event, DdlEvent):
+        return event.payload.object_identity or event.payload.command_tag.lower()
+    if isinstance(event, OperationEvent):
+        return f"operation:{event.payload.name}"
+    raise TypeError(f"unknown event type {type(event).__name__}")
+
+
+class Loader(Protocol):
+    """The sink's target. `load` writes a batch in one transaction and returns the ids of the
+    events that were new; repeats are ignored. It raises pgtrail errors classified by SQLSTATE."""
+
+    def load(self, events: list[Event]) -> set[UUID]: ...
+
+    def close(self) -> None: ...
+
+
+_SQL = {
+    "hub_database": "insert into vault.hub_database (hk_database, system_id, database_name, record_source) "
+                    "values (%s, %s, %s, %s) on conflict do nothing",
+    "hub_object": "insert into vault.hub_object (hk_object, system_id, database_name, object_identity, record_source) "
+                  "values (%s, %s, %s, %s, %s) on conflict do nothing",
+    "link_event_object": "insert into vault.link_event_object (hk_event_object, hk_event, hk_object, hk_database, "
+                         "record_source) values (%s, %s, %s, %s, %s) on conflict do nothing",
+    "sat_event": "insert into vault.sat_event (hk_event, kind, schema_version, xid, commit_lsn, change_lsn, position, "
+                 "commit_time, session_user_name, current_user_name, application_name, client_addr, backend_pid, "
+                 "tenant_id, tags, record_source) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                 "%s, %s) on conflict do nothing",
+    "sat_ddl": "insert into vault.sat_ddl (hk_event, command_tag, object_type, schema_name, object_identity, "
+               "statement, record_source) values (%s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
+    "sat_row_change": "insert into vault.sat_row_change (hk_event, operation, schema_name, table_name, primary_key, "
+                      "new_values, old_values, changed_columns, record_source) "
+                      "values (%s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
+    "sat_operation": "insert into vault.sat_operation (hk_event, operation_id, name, operation_type, record_source) "
+                     "values (%s, %s, %s, %s, %s) on conflict do nothing",
+}
+_ORDER = list(_SQL)  # hubs before links and satellites (foreign keys)
+_HUB_EVENT = ("insert into vault.hub_event (hk_event, event_id, record_source) "
+              "select * from unnest(%s::bytea[], %s::uuid[], %s::text[]) on conflict do nothing returning event_id")
+
+
+def _jsonb(value) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"), default=str)
+
+
+def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tuple]]:
+    """Pure: the vault rows a batch of events becomes. Duplicates within a batch are removed."""
+    rows: dict[str, dict[bytes, tuple]] = {name: {} for name in (*_SQL, "hub_event")}
+    for ev in events:
+        src, actor = ev.source, ev.actor
+        hdb = hk_database(src.system_id, src.database)
+        ident = object_identity(ev)
+        hobj = hk_object(src.system_id, src.database, ident)
+        hev = hk_event(ev.event_id)
+        rows["hub_database"][hdb] = (hdb, src.system_id, src.database, record_source)
+        rows["hub_object"][hobj] = (hobj, src.system_id, src.database, ident, record_source)
+        rows["hub_event"][hev] = (hev, ev.event_id, record_source)
+        hl = hk_link(hev, hobj)
+        rows["link_event_object"][hl] = (hl, hev, hobj, hdb, record_source)
+        rows["sat_event"][hev] = (
+            hev, ev.kind, ev.schema_version, src.xid, src.commit_lsn, src.change_lsn, src.position,
+            src.commit_time, actor and actor.session_user, actor and actor.current_user,
+            actor and actor.application_name, actor and actor.client_addr, actor and actor.backend_pid,
+            actor and actor.tenant_id, list(ev.tags), record_source)
+        p = ev.payload
+        if isinstance(ev, DdlEvent):
+            rows["sat_ddl"][hev] = (hev, p.command_tag, p.object_type, p.schema_name, p.object_identity,
+                                    p.statement, record_source)
+        elif isinstance(ev, DmlEvent):
+            rows["sat_row_change"][hev] = (hev, p.operation, p.schema_name, p.table, _jsonb(p.primary_key),
+                                           _jsonb(p.new), _jsonb(p.old), list(p.changed_columns), record_source)
+        elif isinstance(ev, OperationEvent):
+            rows["sat_operation"][hev] = (hev, p.operation_id, p.name, p.operation_type, record_source)
+    return {name: list(r.values()) for name, r in rows.items()}
+
+
+class VaultLoader:
+    """Writes events into the vault with `INSERT ... ON CONFLICT DO NOTHING`.
+
+    Guarantee: when `load` returns, the batch is committed; when it raises, nothing of it is.
+    Replays and concurrent sinks are harmless: every row's key is derived from the event id.
+    """
+
+    def __init__(self, conn: psycopg.Connection, record_source: str = "pgtrail-sink"):
+        self.conn = conn
+        self.record_source = record_source
+
+    def load(self, events: list[Event]) -> set[UUID]:
+        rows = rows_for(events, self.record_source)
+        with self.conn.transaction():
+            with self.conn.cursor() as cur:
+                for name in _ORDER[:2]:
+                    cur.executemany(_SQL[name], rows[name])
+                hub = rows["hub_event"]
+                cur.execute(_HUB_EVENT, ([r[0] for r in hub], [r[1] for r in hub], [r[2] for r in hub]))
+                new = {row[0] for row in cur.fetchall()}
+                for name in _ORDER[2:]:
+                    if rows[name]:
+                        cur.executemany(_SQL[name], rows[name])
+        return new
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,18 @@
+"""Sink settings (env prefix PGTRAIL_SINK_ and PGTRAIL_)."""
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SinkSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PGTRAIL_SINK_", extra="ignore")
+
+    vault_dsn: SecretStr = Field(SecretStr("host=127.0.0.1 port=54329 user=postgres dbname=pgtrail_vault"),
+                                 validation_alias=AliasChoices("PGTRAIL_VAULT_DSN", "PGTRAIL_SINK_VAULT_DSN"),
+                                 description="libpq DSN of the vault database (may hold a password)")
+    group_id: str = Field("pgtrail-sink", min_length=1)
+    kinds: list[str] = Field(["ddl", "dml", "operation"], description="event kinds (topics) to load")
+    max_batch: int = Field(2000, ge=1, description="records loaded per vault transaction at most")
+    poll_timeout_ms: int = Field(500, ge=10)
+    metrics_port: int = Field(9642, ge=0, le=65535, description="0 disables the HTTP metrics server")

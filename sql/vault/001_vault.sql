@@ -1,0 +1,159 @@
+-- pgtrail Data Vault 2.0 store, version 1. Idempotent: safe to run again.
+--
+-- Insert-only: hubs hold business keys, links relate them, satellites hold descriptive facts.
+-- Hash keys are computed by the sink (sink/hashing.py documents the one standard). Every table's
+-- key makes a replayed load a no-op, so loads are idempotent, also with several sinks at once.
+
+create schema if not exists vault;
+
+create table if not exists vault.hub_database (
+    hk_database   bytea       primary key,
+    system_id     text        not null,
+    database_name text        not null,
+    load_ts       timestamptz not null default clock_timestamp(),
+    record_source text        not null
+);
+
+create table if not exists vault.hub_object (
+    hk_object       bytea       primary key,
+    system_id       text        not null,
+    database_name   text        not null,
+    object_identity text        not null,
+    load_ts         timestamptz not null default clock_timestamp(),
+    record_source   text        not null
+);
+
+create table if not exists vault.hub_event (
+    hk_event      bytea       primary key,
+    event_id      uuid        not null unique,
+    load_ts       timestamptz not null default clock_timestamp(),
+    record_source text        not null
+);
+
+-- Which object an event touched, in which database.
+create table if not exists vault.link_event_object (
+    hk_event_object bytea       primary key,
+    hk_event        bytea       not null references vault.hub_event,
+    hk_object       bytea       not null references vault.hub_object,
+    hk_database     bytea       not null references vault.hub_database,
+    load_ts         timestamptz not null default clock_timestamp(),
+    record_source   text        not null
+);
+create index if not exists link_event_object_object on vault.link_event_object (hk_object);
+
+-- What every event shares: kind, position in the source's WAL, who.
+create table if not exists vault.sat_event (
+    hk_event         bytea       primary key references vault.hub_event,
+    load_ts          timestamptz not null default clock_timestamp(),
+    kind             text        not null,
+    schema_version   integer     not null,
+    xid              bigint,
+    commit_lsn       pg_lsn,
+    change_lsn       pg_lsn,
+    position         integer     not null,
+    commit_time      timestamptz,
+    session_user_name text,
+    current_user_name text,
+    application_name text,
+    client_addr      text,
+    backend_pid      integer,
+    tenant_id        text,
+    tags             text[]      not null default '{}',
+    record_source    text        not null
+);
+create index if not exists sat_event_time on vault.sat_event (commit_time);
+
+create table if not exists vault.sat_ddl (
+    hk_event        bytea       primary key references vault.hub_event,
+    load_ts         timestamptz not null default clock_timestamp(),
+    command_tag     text        not null,
+    object_type     text,
+    schema_name     text,
+    object_identity text,
+    statement       text,
+    record_source   text        not null
+);
+
+create table if not exists vault.sat_row_change (
+    hk_event        bytea       primary key references vault.hub_event,
+    load_ts         timestamptz not null default clock_timestamp(),
+    operation       text        not null,
+    schema_name     text        not null,
+    table_name      text        not null,
+    primary_key     jsonb       not null,
+    new_values      jsonb,
+    old_values      jsonb,
+    changed_columns text[]      not null default '{}',
+    record_source   text        not null
+);
+
+create table if not exists vault.sat_operation (
+    hk_event       bytea       primary key references vault.hub_event,
+    load_ts        timestamptz not null default clock_timestamp(),
+    operation_id   uuid        not null,
+    name           text        not null,
+    operation_type text        not null,
+    record_source  text        not null
+);
+
+-- Insert-only is enforced, not just promised.
+create or replace function vault.forbid_change()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    raise exception 'pgtrail vault is insert-only: % on %.% refused', tg_op, tg_table_schema, tg_table_name
+        using errcode = '42501';
+end
+$$;
+
+do $$
+declare
+    t text;
+begin
+    foreach t in array array['hub_database', 'hub_object', 'hub_event', 'link_event_object',
+                             'sat_event', 'sat_ddl', 'sat_row_change', 'sat_operation'] loop
+        if not exists (select 1 from pg_trigger
+                        where tgrelid = format('vault.%I', t)::regclass and tgname = 'insert_only') then
+            execute format('create trigger insert_only before update or delete or truncate on vault.%I '
+                           'for each statement execute function vault.forbid_change()', t);
+        end if;
+    end loop;
+end
+$$;
+
+-- Every event with what it touched, in commit order: the source of `pgtrail history`.
+create or replace view vault.event_history as
+select e.event_id,
+       s.kind,
+       s.commit_time,
+       s.commit_lsn,
+       s.position,
+       d.database_name,
+       o.object_identity,
+       s.session_user_name,
+       s.application_name,
+       s.client_addr,
+       s.tenant_id,
+       coalesce(ddl.command_tag, upper(rc.operation), op.operation_type) as action,
+       ddl.statement,
+       rc.primary_key,
+       rc.new_values,
+       rc.old_values,
+       op.name as operation_name
+  from vault.hub_event e
+  join vault.sat_event s using (hk_event)
+  left join vault.link_event_object l using (hk_event)
+  left join vault.hub_object o on o.hk_object = l.hk_object
+  left join vault.hub_database d on d.hk_database = l.hk_database
+  left join vault.sat_ddl ddl using (hk_event)
+  left join vault.sat_row_change rc using (hk_event)
+  left join vault.sat_operation op using (hk_event);
+
+create table if not exists vault.install_history (
+    version      integer     primary key,
+    installed_at timestamptz not null default now()
+);
+insert into vault.install_history (version) values (1)
+    on conflict (version) do update set installed_at = now();
