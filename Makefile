@@ -1,0 +1,47 @@
+# pgtrail: `make demo` sets everything up and runs the pipeline end to end; `make test` runs the suite.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PGTRAIL := $(VENV)/bin/pgtrail
+
+.PHONY: setup start stop status install pipeline pipeline-stop demo test unit integration bench clean
+
+setup:            ## packages, Kafka jars, virtualenv (idempotent)
+	scripts/services.sh install
+
+start: setup      ## PostgreSQL (wal2json) and Kafka, started if not running
+	scripts/services.sh start
+
+status:
+	@scripts/services.sh status; scripts/pipeline.sh status
+
+install: start    ## tracking SQL into the source database, Data Vault into the vault database
+	$(PGTRAIL) install all
+
+pipeline: install ## consumer and sink in the background
+	scripts/pipeline.sh start
+
+pipeline-stop:
+	scripts/pipeline.sh stop
+
+demo: pipeline    ## the main job: workload on the source, history read back from the vault
+	$(PGTRAIL) demo
+
+stop:             ## stop the pipeline and both services
+	scripts/pipeline.sh stop
+	scripts/services.sh stop
+
+test: start       ## the whole suite against the real services
+	$(PY) -m pytest
+
+unit: setup
+	$(PY) -m pytest tests/unit
+
+integration: start
+	$(PY) -m pytest tests/integration
+
+bench: start      ## capture benchmark: pg_recvlogical vs consumer->Kafka on the same workload
+	$(PY) -m bench.capture
+
+clean: stop
+	rm -rf .pgtrail
