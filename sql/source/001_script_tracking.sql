@@ -33,7 +33,11 @@ as $$
 $$;
 
 -- The one place messages are emitted. SECURITY DEFINER so that roles without the right to call
--- pg_logical_emit_message directly can still be tracked.
+-- pg_logical_emit_message directly can still be tracked. Every role may call it: the event
+-- triggers and tracking functions run as the caller, so that the actor they record is the caller.
+-- A caller can therefore also emit a message of its own making; telling those apart from genuine
+-- ones (an HMAC keyed by a secret only the tracking functions can read) is the source-side
+-- tracking issue's tamper-evidence work.
 create or replace function script_tracking.emit(kind text, body jsonb, transactional boolean default true)
 returns pg_lsn
 language plpgsql security definer
@@ -44,7 +48,7 @@ begin
         (jsonb_build_object('v', 1, 'kind', kind) || body)::text);
 end
 $$;
-revoke all on function script_tracking.emit(text, jsonb, boolean) from public;
+grant execute on function script_tracking.emit(text, jsonb, boolean) to public;
 
 -- DDL: one transactional message per affected object, on ddl_command_end.
 create or replace function script_tracking.on_ddl_command_end()
