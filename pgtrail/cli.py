@@ -90,6 +90,8 @@ def cmd_sink(args) -> int:
         consumer = KafkaConsumer(*(kafka.topic(k) for k in settings.kinds), bootstrap_servers=kafka.bootstrap.split(","),
                                  group_id=settings.group_id, enable_auto_commit=False,
                                  auto_offset_reset="earliest", client_id="pgtrail-sink",
+                                 group_instance_id=settings.instance_id,
+                                 session_timeout_ms=settings.session_timeout_ms,
                                  max_partition_fetch_bytes=kafka.max_request_size)
     except KafkaError as exc:
         raise Fatal(f"cannot reach Kafka at {kafka.bootstrap}: {exc}") from exc

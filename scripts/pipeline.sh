@@ -7,6 +7,8 @@ HOME_DIR="${PGTRAIL_HOME:-$ROOT/.pgtrail}"
 RUN="$HOME_DIR/run"; LOG="$HOME_DIR/log"
 PGTRAIL="$ROOT/.venv/bin/pgtrail"
 mkdir -p "$RUN" "$LOG"
+# a stable member id: a restarted sink takes its partitions back at once (static membership)
+export PGTRAIL_SINK_INSTANCE_ID="${PGTRAIL_SINK_INSTANCE_ID:-$(hostname)-sink-1}"
 
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 

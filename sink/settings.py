@@ -12,6 +12,10 @@ class SinkSettings(BaseSettings):
                                  validation_alias=AliasChoices("PGTRAIL_VAULT_DSN", "PGTRAIL_SINK_VAULT_DSN"),
                                  description="libpq DSN of the vault database (may hold a password)")
     group_id: str = Field("pgtrail-sink", min_length=1)
+    instance_id: str | None = Field(None, description="static group membership: a restarted sink with the same "
+                                    "id takes its partitions back at once instead of after a session timeout")
+    session_timeout_ms: int = Field(10000, ge=6000, description="a sink that stops heart-beating loses its "
+                                    "partitions to the others after this long")
     kinds: list[str] = Field(["ddl", "dml", "operation"], description="event kinds (topics) to load")
     max_batch: int = Field(2000, ge=1, description="records loaded per vault transaction at most")
     poll_timeout_ms: int = Field(500, ge=10)

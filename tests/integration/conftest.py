@@ -103,6 +103,7 @@ class Pipeline:
             "PGTRAIL_KAFKA_BOOTSTRAP": KAFKA,
             "PGTRAIL_KAFKA_TOPIC_PREFIX": self.prefix,
             "PGTRAIL_SINK_GROUP_ID": f"{self.prefix}-sink",
+            "PGTRAIL_SINK_INSTANCE_ID": f"{self.prefix}-sink-1",
             "PGTRAIL_STATUS_INTERVAL": "1",
             "PGTRAIL_CONSUMER_METRICS_PORT": str(self.consumer_port),
             "PGTRAIL_SINK_METRICS_PORT": str(self.sink_port),
@@ -145,6 +146,17 @@ class Pipeline:
     def vault_count(self, sql: str, params=()) -> int:
         with self.vault() as conn:
             return conn.execute(sql, params).fetchone()[0]
+
+    def topic_size(self, kind: str) -> int:
+        """Messages ever written to the topic (sum of end offsets)."""
+        from kafka import TopicPartition
+        consumer = KafkaConsumer(bootstrap_servers=KAFKA.split(","), group_id=None)
+        try:
+            parts = consumer.partitions_for_topic(f"{self.prefix}.{kind}") or set()
+            tps = [TopicPartition(f"{self.prefix}.{kind}", p) for p in parts]
+            return sum(consumer.end_offsets(tps).values()) if tps else 0
+        finally:
+            consumer.close()
 
     def read_topic(self, kind: str, min_count: int = 1, timeout: float = 30.0) -> list:
         consumer = KafkaConsumer(f"{self.prefix}.{kind}", bootstrap_servers=KAFKA.split(","),

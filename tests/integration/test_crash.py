@@ -82,7 +82,7 @@ def test_consumer_sigkill_loses_nothing_and_duplicates_nothing(pipeline):
     assert not errors, errors
     assert kills >= 3
     _check_vault(pipeline)
-    on_kafka = len(pipeline.read_topic("dml", min_count=sum(_expected()[:2]) + 1, timeout=5))
+    on_kafka = pipeline.topic_size("dml")
     print(f"consumer SIGKILLed {kills} times; {on_kafka} DML messages on Kafka for "
           f"{sum(_expected()[:2])} distinct changes (the surplus is replay the vault ignored)")
 
