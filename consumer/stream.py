@@ -44,7 +44,8 @@ def _wrap(exc: psycopg2.Error, what: str, dsn: str) -> Exception:
     kind = classify_sqlstate(exc.pgcode)
     text = (exc.pgerror or str(exc)).strip().splitlines()[0] if (exc.pgerror or str(exc)).strip() else type(exc).__name__
     if isinstance(exc, psycopg2.OperationalError) and exc.pgcode is None:
-        return Fatal(f"cannot connect to the source database ({describe_dsn(dsn)}) for {what}: {text}")
+        return Fatal(f"cannot connect to the source database ({describe_dsn(dsn)}) for {what}: {text}; "
+                     "check PGTRAIL_SOURCE_DSN")
     return kind(f"{what} on {describe_dsn(dsn)}: {text}")
 
 

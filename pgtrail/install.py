@@ -24,7 +24,8 @@ def connect(dsn: str, what: str) -> psycopg.Connection:
         return psycopg.connect(dsn, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise Fatal(f"cannot connect to the {what} database ({describe_dsn(dsn)}): {first}") from exc
+        raise Fatal(f"cannot connect to the {what} database ({describe_dsn(dsn)}): {first}; "
+                    f"check --dsn or PGTRAIL_{what.upper()}_DSN") from exc
 
 
 def install(dsn: str, part: str) -> list[str]:
