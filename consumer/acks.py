@@ -36,6 +36,7 @@ class AckTracker:
         self._units: deque[_Unit] = deque()
         self._lock = threading.Lock()
         self._pending = 0
+        self.acked = 0
         self.failure: BaseException | None = None
 
     @property
@@ -57,7 +58,9 @@ class AckTracker:
             with self._lock:
                 unit.outstanding -= 1
                 self._pending -= 1
-                if exc is not None and self.failure is None:
+                if exc is None:
+                    self.acked += 1
+                elif self.failure is None:
                     self.failure = exc
         return done
 
