@@ -42,6 +42,8 @@ class CaptureService:
         self._stop = False
         self.normalizer: Normalizer | None = None
         self.database = "?"
+        self._consumed: dict[str, object] = {}  # kind -> labelled counter child (labels() is costly per event)
+        self._published: dict[str, object] = {}
 
     def stop(self) -> None:
         self._stop = True
@@ -95,9 +97,11 @@ class CaptureService:
             self._dead_letter(payload, str(exc), target)
             events = []
         for event in events:
-            metrics.EVENTS_CONSUMED.labels(db, event.kind).inc()
+            kind = event.kind
+            consumed = self._consumed.get(kind) or self._consumed.setdefault(kind, metrics.EVENTS_CONSUMED.labels(db, kind))
+            consumed.inc()
             done = self.tracker.add(target)
-            self.publisher.publish(event, self._counted(done, db, event.kind))
+            self.publisher.publish(event, self._counted(done, db, kind))
         if standalone:
             self.tracker.close(target, None)
         if isinstance(change, Commit):
@@ -106,7 +110,7 @@ class CaptureService:
         return unit
 
     def _counted(self, done, db: str, kind: str):
-        counter = metrics.EVENTS_PUBLISHED.labels(db, kind)
+        counter = self._published.get(kind) or self._published.setdefault(kind, metrics.EVENTS_PUBLISHED.labels(db, kind))
 
         def on_delivery(exc: BaseException | None) -> None:
             if exc is None:
