@@ -20,6 +20,7 @@ import uuid
 import psycopg
 
 from consumer.service import CaptureService
+from consumer.source import SourceSession
 from consumer.stream import WAL2JSON_OPTIONS, ReplicationStream
 from pgtrail.install import install
 from publisher import KafkaPublisher, KafkaSettings
@@ -99,7 +100,8 @@ def main() -> None:
         kafka = KafkaSettings(bootstrap=KAFKA, topic_prefix=f"bench{tag}")
         ensure_topics(kafka, ["ddl", "dml", "operation"])
         stream = ReplicationStream(dsn(db), "bench_pgtrail", status_interval=10)
-        service = CaptureService(stream, KafkaPublisher(kafka), "bench_pgtrail", max_pending_events=50_000)
+        service = CaptureService(stream, KafkaPublisher(kafka), SourceSession(dsn(db)), "bench_pgtrail",
+                                 max_pending_events=50_000, heartbeat_interval=0)
         t0 = time.perf_counter()
         service.run(until=lambda: service.tracker.acked >= changes)
         t_pgtrail = time.perf_counter() - t0

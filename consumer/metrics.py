@@ -15,3 +15,11 @@ CONFIRMED_LSN = Gauge("pgtrail_consumer_confirmed_lsn", "Last LSN confirmed to t
                       ["database"])
 PENDING_EVENTS = Gauge("pgtrail_consumer_pending_events", "Events sent to Kafka and not yet acknowledged",
                        ["database"])
+ROWS_UNTRACKED = Counter("pgtrail_consumer_rows_untracked_total",
+                         "Row changes of tables that are not tracked, skipped by design", ["database"])
+SECURITY_EVENTS = Counter("pgtrail_consumer_security_events_total",
+                          "Messages with pgtrail's prefix that the tracking functions did not write", ["database"])
+HEARTBEAT_RTT = Gauge("pgtrail_consumer_heartbeat_rtt_seconds",
+                      "From writing a heartbeat in the source to reading it from the slot", ["database"])
+LAST_HEARTBEAT = Gauge("pgtrail_consumer_last_heartbeat_timestamp_seconds",
+                       "Unix time when the last heartbeat was read from the slot", ["database"])

@@ -1,21 +1,32 @@
 """Decoded wal2json changes -> pgtrail events, one transaction at a time, change by change.
 
-The normalizer keeps only the current transaction's header (commit LSN, time, position counter and
-the last attribution context), never its rows, so memory does not grow with transaction size.
+Per transaction the normalizer keeps its header (commit LSN and time), the attribution context
+and which tables are tracked in it. Rows of a transaction are never accumulated, with one
+exception: after the marker of CREATE TABLE AS / SELECT INTO / CREATE MATERIALIZED VIEW, the rows
+that precede the DDL message in the WAL are held back (spilled to disk past a bound) and emitted
+after the table's creation.
 
-Positions count every line wal2json emits between B and C, so a replay of the same transaction
-gives every event the same position and therefore the same id.
+Messages with pgtrail's prefix must carry a valid signature (consumer/signing.py); anything else
+becomes a security event, never a trusted one. Row changes are published only for tables whose
+tracking trigger emitted a context in the same transaction, attributed to that context's actor,
+with sensitive values redacted.
+
+Positions number the events of a transaction in the order they are emitted. Replaying the same
+WAL emits the same events in the same order, so ids (schemas/ids.py) repeat exactly.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Iterator
 from uuid import UUID
 
+from consumer.classify import Redactor, tags_for
 from consumer.decoder import Begin, Change, Commit, Message, RowChange
+from consumer.signing import Forged, verify
+from consumer.spill import SpillBuffer
 from pgtrail.errors import Poison
 from schemas import (
     Actor,
@@ -24,15 +35,32 @@ from schemas import (
     DmlEvent,
     DmlPayload,
     Event,
+    HeartbeatEvent,
+    HeartbeatPayload,
     OperationEvent,
     OperationPayload,
+    ScriptEvent,
+    ScriptPayload,
+    SecurityEvent,
+    SecurityPayload,
     Source,
     event_id,
 )
 
 MESSAGE_PREFIX = "pgtrail"
+SECURITY_CONTENT_LIMIT = 65536
 _OPERATIONS = {"I": "insert", "U": "update", "D": "delete", "T": "truncate"}
 _ACTOR_FIELDS = frozenset(Actor.model_fields)
+_SCRIPT_FIELDS = frozenset(ScriptPayload.model_fields)
+_OPERATION_FIELDS = frozenset(OperationPayload.model_fields)
+
+
+@dataclass(slots=True, frozen=True)
+class _Table:
+    """A tracked table as its context message described it."""
+
+    overrides: dict[str, Any]
+    categories: frozenset[str]
 
 
 @dataclass(slots=True)
@@ -42,6 +70,9 @@ class _Txn:
     commit_time: datetime | None
     position: int = 0
     actor: Actor | None = None
+    tracked: dict[tuple[str, str], _Table] = field(default_factory=dict)
+    held: SpillBuffer | None = None  # rows waiting for their CREATE TABLE AS
+    ddl_seen: bool = False
 
 
 def _time(value: str | None) -> datetime | None:
@@ -66,44 +97,81 @@ def _actor(obj: Any) -> Actor | None:
 class Normalizer:
     """Turns one slot's decoded changes into events.
 
-    `feed()` returns the events a change produces (often none: B, C and context messages produce
-    none). Raises Poison for a change it cannot turn into an event; the caller dead-letters it and
-    goes on, and the position counter has already advanced, so later ids are unaffected.
+    `feed()` yields the events a change produces (often none). Raises Poison for a change it
+    cannot turn into an event; the caller dead-letters it and goes on.
     """
 
-    def __init__(self, system_id: str, database: str, slot: str, prefix: str = MESSAGE_PREFIX):
+    def __init__(self, system_id: str, database: str, slot: str, keys: dict[int, bytes],
+                 redactor: Redactor, prefix: str = MESSAGE_PREFIX):
         self.system_id = system_id
         self.database = database
         self.slot = slot
+        self.keys = keys
+        self.redactor = redactor
         self.prefix = prefix
+        self.rows_untracked = 0  # row changes of untracked tables, skipped by design
         self._txn: _Txn | None = None
 
-    def feed(self, change: Change) -> list[Event]:
+    # ------------------------------------------------------------------ entry point
+    def feed(self, change: Change) -> Iterator[Event]:
         if isinstance(change, Begin):
             self._txn = _Txn(change.xid, change.commit_lsn, _time(change.timestamp))
-            return []
-        if isinstance(change, Commit):
-            self._txn = None
-            return []
+            return
         txn = self._txn
-        if isinstance(change, Message) and not change.transactional:
-            # Emitted at once, outside any transaction: its own LSN identifies it.
-            source = Source(system_id=self.system_id, database=self.database, slot=self.slot,
-                            commit_lsn=None, change_lsn=change.lsn, position=0)
-            return self._message(change, source, event_id(self.system_id, self.database, change.lsn, 0), None)
+        if isinstance(change, Commit):
+            if txn is not None:
+                yield from self._release(txn)
+                if txn.held is not None:
+                    txn.held.close()
+            self._txn = None
+            return
+        if isinstance(change, Message):
+            if change.prefix != self.prefix:
+                return
+            if not change.transactional:
+                source = Source(system_id=self.system_id, database=self.database, slot=self.slot,
+                                change_lsn=change.lsn, position=0)
+                yield from self._message(change, source, event_id(self.system_id, self.database, change.lsn, 0), None)
+                return
+            if txn is None:
+                raise Poison(f"transactional message outside a transaction at {change.lsn}")
+            yield from self._message(change, None, None, txn)
+            return
         if txn is None:
-            raise Poison(f"{type(change).__name__} outside a transaction at {getattr(change, 'lsn', '?')}")
+            raise Poison(f"row change outside a transaction at {change.lsn}")
+        if txn.held is not None:
+            if txn.ddl_seen:
+                yield from self._release(txn)  # the DDL and its contexts are through: rows flow again
+            else:
+                txn.held.append(change)
+                return
+        yield from self._row(change, txn)
+
+    # ------------------------------------------------------------------ helpers
+    def _source(self, txn: _Txn, change_lsn: str | None) -> tuple[Source, UUID]:
         position = txn.position
         txn.position += 1
         source = Source(system_id=self.system_id, database=self.database, slot=self.slot, xid=txn.xid,
-                        commit_lsn=txn.commit_lsn, change_lsn=change.lsn, position=position,
+                        commit_lsn=txn.commit_lsn, change_lsn=change_lsn, position=position,
                         commit_time=txn.commit_time)
-        eid = event_id(self.system_id, self.database, txn.commit_lsn, position)
-        if isinstance(change, Message):
-            return self._message(change, source, eid, txn)
-        return [self._row(change, source, eid, txn.actor)]
+        return source, event_id(self.system_id, self.database, txn.commit_lsn, position)
 
-    def _row(self, change: RowChange, source: Source, eid: UUID, actor: Actor | None) -> DmlEvent:
+    def _release(self, txn: _Txn) -> Iterator[Event]:
+        held, txn.held, txn.ddl_seen = txn.held, None, False
+        if held is None:
+            return
+        try:
+            for row in held:
+                yield from self._row(row, txn)
+        finally:
+            held.close()
+
+    def _row(self, change: RowChange, txn: _Txn) -> Iterator[Event]:
+        table = txn.tracked.get((change.schema, change.table))
+        if table is None:
+            self.rows_untracked += 1
+            return
+        overrides = table.overrides
         op = _OPERATIONS[change.action]
         new = _values(change.columns) if change.action in ("I", "U") else None
         old = _values(change.identity) if change.identity else None
@@ -113,34 +181,95 @@ class Normalizer:
         changed: list[str] = []
         if op == "update" and old is not None and new is not None and set(old) - set(keys):
             changed = [k for k, v in new.items() if k in old and old[k] != v]
-        payload = DmlPayload(operation=op, schema_name=change.schema, table=change.table,
-                             primary_key=primary_key, new=new, old=old, changed_columns=changed)
-        return DmlEvent(event_id=eid, source=source, actor=actor, payload=payload)
+        redacted: dict[str, str] = {}
+        categories: set[str] = set(table.categories)
+        new = self.redactor.redact(new, overrides, redacted, categories)
+        old = self.redactor.redact(old, overrides, redacted, categories)
+        primary_key = self.redactor.redact(primary_key, overrides, redacted, categories) or {}
+        source, eid = self._source(txn, change.lsn)
+        payload = DmlPayload(operation=op, schema_name=change.schema, table=change.table, primary_key=primary_key,
+                             new=new, old=old, changed_columns=changed, redacted=redacted)
+        yield DmlEvent(event_id=eid, source=source, actor=txn.actor, tags=tags_for(categories), payload=payload)
 
-    def _message(self, msg: Message, source: Source, eid: UUID, txn: _Txn | None) -> list[Event]:
-        if msg.prefix != self.prefix:
-            return []
+    def _security(self, msg: Message, reason: str, source: Source | None, eid: UUID | None,
+                  txn: _Txn | None, claimed_kind: str | None = None) -> SecurityEvent:
+        if source is None:
+            source, eid = self._source(txn, msg.lsn)
+        raw = msg.content.encode("utf-8", "replace")
+        payload = SecurityPayload(reason=reason, prefix=msg.prefix, transactional=msg.transactional,
+                                  claimed_kind=claimed_kind,
+                                  content=raw[:SECURITY_CONTENT_LIMIT].decode("utf-8", "ignore"),
+                                  content_bytes=len(raw))
+        return SecurityEvent(event_id=eid, source=source, actor=None, tags=["SECURITY"], payload=payload)
+
+    def _message(self, msg: Message, source: Source | None, eid: UUID | None, txn: _Txn | None) -> Iterator[Event]:
         try:
-            body = json.loads(msg.content)
+            body_text = verify(msg.content, self.keys)
+        except Forged as exc:
+            yield self._security(msg, str(exc), source, eid, txn)
+            return
+        try:
+            body = json.loads(body_text)
             kind = body["kind"]
         except (ValueError, KeyError, TypeError) as exc:
-            raise Poison(f"pgtrail message at {msg.lsn} is not valid JSON with a kind: {exc!s}") from exc
+            raise Poison(f"signed pgtrail message at {msg.lsn} has no valid JSON body: {exc!s}") from exc
+        if msg.transactional and (msg.xid is None or body.get("xid") != msg.xid % 4294967296):
+            yield self._security(msg, f"signed for transaction {body.get('xid')}, found in {msg.xid} (replayed)",
+                                 source, eid, txn, kind)
+            return
         actor = _actor(body.get("actor"))
+        if kind == "context":
+            if txn is not None:
+                txn.actor = actor
+                if body.get("schema_name") and body.get("table"):
+                    overrides = body.get("overrides") or {}
+                    categories = set()
+                    for column in body.get("columns") or ():
+                        categories.update(self.redactor.rule(column, overrides.get(column)).categories)
+                    txn.tracked[(body["schema_name"], body["table"])] = _Table(overrides, frozenset(categories))
+            return
+        if kind == "ddl_start":
+            if txn is not None:
+                yield from self._release(txn)
+                txn.held = SpillBuffer()
+            return
+        if kind == "ddl" and txn is not None and txn.held is not None:
+            txn.ddl_seen = True
+        if source is None:
+            source, eid = self._source(txn, msg.lsn)
         try:
-            if kind == "context":
-                if txn is not None:
-                    txn.actor = actor
-                return []
             if kind == "ddl":
-                payload = DdlPayload(command_tag=body["command_tag"], object_type=body.get("object_type"),
-                                     schema_name=body.get("schema_name"),
-                                     object_identity=body.get("object_identity"),
-                                     statement=body.get("statement"))
-                return [DdlEvent(event_id=eid, source=source, actor=actor, payload=payload)]
-            if kind == "operation":
-                payload = OperationPayload(operation_id=body["operation_id"], name=body["name"],
-                                           operation_type=body["operation_type"])
-                return [OperationEvent(event_id=eid, source=source, actor=actor, payload=payload)]
-        except (KeyError, ValueError) as exc:
+                yield self._ddl(body, source, eid, actor)
+            elif kind == "operation":
+                payload = OperationPayload(**{k: v for k, v in body.items() if k in _OPERATION_FIELDS})
+                yield OperationEvent(event_id=eid, source=source, actor=actor, payload=payload)
+            elif kind == "script":
+                payload = ScriptPayload(**{k: v for k, v in body.items() if k in _SCRIPT_FIELDS})
+                yield ScriptEvent(event_id=eid, source=source, actor=actor, payload=payload)
+            elif kind == "heartbeat":
+                yield HeartbeatEvent(event_id=eid, source=source, actor=actor,
+                                     payload=HeartbeatPayload(sent_at=float(body["sent_at"])))
+            else:
+                raise Poison(f"pgtrail message at {msg.lsn} has unknown kind {kind!r}")
+        except (KeyError, ValueError, TypeError) as exc:
             raise Poison(f"pgtrail {kind} message at {msg.lsn} is incomplete: {exc!s}") from exc
-        raise Poison(f"pgtrail message at {msg.lsn} has unknown kind {kind!r}")
+
+    def _ddl(self, body: dict[str, Any], source: Source, eid: UUID, actor: Actor | None) -> DdlEvent:
+        definition = body.get("definition")
+        categories: set[str] = set()
+        if isinstance(definition, dict) and isinstance(definition.get("columns"), list):
+            overrides = definition.get("overrides") or {}
+            for col in definition["columns"]:
+                override = dict(overrides.get(col.get("name"), {}))
+                if col.get("comment") and "comment" not in override:
+                    override["comment"] = col["comment"]
+                rule = self.redactor.rule(col.get("name", ""), override)
+                if rule.sensitive:
+                    col["classification"] = sorted(rule.categories)
+                    col["policy"] = rule.policy
+                    categories.update(rule.categories)
+        payload = DdlPayload(command_tag=body["command_tag"], object_type=body.get("object_type"),
+                             schema_name=body.get("schema_name"), object_identity=body.get("object_identity"),
+                             statement=body.get("statement"), definition=definition,
+                             rewrite=bool(body.get("rewrite")), cascade=bool(body.get("cascade")))
+        return DdlEvent(event_id=eid, source=source, actor=actor, tags=tags_for(categories), payload=payload)

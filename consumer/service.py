@@ -7,17 +7,21 @@ never trips wal_sender_timeout.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
-from typing import Callable
+from typing import Callable, Mapping
 
 from consumer import metrics
 from consumer.acks import AckTracker, int_to_lsn, lsn_to_int
+from consumer.classify import Redactor
 from consumer.decoder import Begin, Commit, Message, decode
 from consumer.normalizer import Normalizer
+from consumer.source import SourceSession
 from consumer.stream import ReplicationStream
 from pgtrail.errors import Poison, Retryable, classify_kafka
 from publisher.base import Publisher
+from schemas import HeartbeatEvent, SecurityEvent
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +34,16 @@ class CaptureService:
     there; event ids repeat, and the sink ignores repeats.
     """
 
-    def __init__(self, stream: ReplicationStream, publisher: Publisher, slot: str,
-                 max_pending_events: int, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, stream: ReplicationStream, publisher: Publisher, session: SourceSession, slot: str,
+                 max_pending_events: int, heartbeat_interval: float = 10.0, redaction_key: bytes | None = None,
+                 redaction_policy: Mapping[str, str] | None = None, clock: Callable[[], float] = time.monotonic):
         self.stream = stream
         self.publisher = publisher
+        self.session = session
         self.slot = slot
+        self.heartbeat_interval = heartbeat_interval
+        self.redaction_key = redaction_key
+        self.redaction_policy = dict(redaction_policy or {})
         self.max_pending = max_pending_events
         self.clock = clock
         self.tracker = AckTracker()
@@ -49,16 +58,26 @@ class CaptureService:
         self._stop = True
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
+        keys = self.session.signing_keys()
         identity = self.stream.open()
         self.database = identity.database
-        self.normalizer = Normalizer(identity.system_id, identity.database, self.slot)
+        # Without an explicit key, hashed values are keyed by the source's first signing key: stable
+        # across restarts, and secret wherever the signing key is.
+        redaction_key = self.redaction_key or hashlib.sha256(b"pgtrail-redaction:" + keys[min(keys)]).digest()
+        self.normalizer = Normalizer(identity.system_id, identity.database, self.slot, keys,
+                                     Redactor(redaction_key, self.redaction_policy))
         log.info("streaming slot %s of %s (system %s)", self.slot, identity.database, identity.system_id)
         unit = None
         last_keepalive = self.clock()
+        last_heartbeat = self.clock() - self.heartbeat_interval
         db = self.database
+        untracked = metrics.ROWS_UNTRACKED.labels(db)
         try:
             while not self._stop and not (until and until()):
                 self._check_failure()
+                if self.heartbeat_interval and self.clock() - last_heartbeat >= self.heartbeat_interval:
+                    last_heartbeat = self.clock()
+                    self._heartbeat()
                 if self.tracker.pending >= self.max_pending:
                     # Back-pressure: wait for acks without reading WAL, but keep the walsender alive.
                     self._confirm()
@@ -70,6 +89,9 @@ class CaptureService:
                 msg = self.stream.read(timeout=0.5)
                 if msg is not None:
                     unit = self._handle(msg.payload, unit, db)
+                    if self.normalizer.rows_untracked:
+                        untracked.inc(self.normalizer.rows_untracked)
+                        self.normalizer.rows_untracked = 0
                 self._confirm()
                 metrics.PENDING_EVENTS.labels(db).set(self.tracker.pending)
                 wal_end = self.stream.wal_end
@@ -80,6 +102,14 @@ class CaptureService:
             self._confirm(force=True)
         finally:
             self.stream.close()
+            self.session.close()
+
+    def _heartbeat(self) -> None:
+        try:
+            self.session.heartbeat()
+        except Retryable as exc:  # a missed heartbeat shows as a stale one; the stream goes on
+            metrics.ERRORS.labels(self.database, "retryable").inc()
+            log.warning("heartbeat failed: %s", exc)
 
     def _handle(self, payload: bytes, unit, db: str):
         try:
@@ -92,16 +122,22 @@ class CaptureService:
         standalone = isinstance(change, Message) and not change.transactional
         target = self.tracker.begin() if standalone else unit
         try:
-            events = self.normalizer.feed(change)
+            for event in self.normalizer.feed(change):
+                kind = event.kind
+                consumed = self._consumed.get(kind) or self._consumed.setdefault(
+                    kind, metrics.EVENTS_CONSUMED.labels(db, kind))
+                consumed.inc()
+                if isinstance(event, HeartbeatEvent):
+                    now = time.time()
+                    metrics.HEARTBEAT_RTT.labels(db).set(max(0.0, now - event.payload.sent_at))
+                    metrics.LAST_HEARTBEAT.labels(db).set(now)
+                elif isinstance(event, SecurityEvent):
+                    metrics.SECURITY_EVENTS.labels(db).inc()
+                    log.warning("security event in %s at %s: %s", db, event.source.change_lsn, event.payload.reason)
+                done = self.tracker.add(target)
+                self.publisher.publish(event, self._counted(done, db, kind))
         except Poison as exc:
             self._dead_letter(payload, str(exc), target)
-            events = []
-        for event in events:
-            kind = event.kind
-            consumed = self._consumed.get(kind) or self._consumed.setdefault(kind, metrics.EVENTS_CONSUMED.labels(db, kind))
-            consumed.inc()
-            done = self.tracker.add(target)
-            self.publisher.publish(event, self._counted(done, db, kind))
         if standalone:
             self.tracker.close(target, None)
         if isinstance(change, Commit):

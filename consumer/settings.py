@@ -1,6 +1,8 @@
 """Consumer settings (env prefix PGTRAIL_)."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -14,3 +16,8 @@ class ConsumerSettings(BaseSettings):
     status_interval: float = Field(10.0, gt=0, description="seconds between standby status updates")
     max_pending_events: int = Field(50000, ge=1, description="stop reading WAL while this many events await Kafka")
     consumer_metrics_port: int = Field(9641, ge=0, le=65535, description="0 disables the HTTP metrics server")
+    heartbeat_interval: float = Field(10.0, ge=0, description="seconds between heartbeats; 0 disables them")
+    redaction_key: SecretStr | None = Field(None, description="HMAC key for hashed values; by default derived "
+                                            "from the source's first signing key")
+    redaction_policy: dict[Literal["PII", "PHI", "FINANCIAL"], Literal["mask", "hash", "drop", "keep"]] = Field(
+        default_factory=dict, description='per class, e.g. {"PII": "mask"}; defaults PII=hash, PHI=drop, FINANCIAL=mask')

@@ -10,6 +10,7 @@ import sys
 from pydantic import ValidationError
 
 from pgtrail.errors import PgtrailError
+from schemas.events import EVENT_KINDS
 
 log = logging.getLogger("pgtrail")
 
@@ -42,19 +43,24 @@ def cmd_install(args) -> int:
 def cmd_consume(args) -> int:
     from consumer.service import CaptureService, run_with_restarts
     from consumer.settings import ConsumerSettings
+    from consumer.source import SourceSession
     from consumer.stream import ReplicationStream
     from publisher import KafkaPublisher, KafkaSettings
     from publisher.topics import ensure_topics
 
     settings, kafka = ConsumerSettings(), KafkaSettings()
-    ensure_topics(kafka, ["ddl", "dml", "operation"])
+    ensure_topics(kafka, list(EVENT_KINDS))
     _metrics_server(settings.consumer_metrics_port)
     current: list[CaptureService] = []
     stopped = []
 
     def make() -> CaptureService:
-        stream = ReplicationStream(settings.source_dsn.get_secret_value(), settings.slot, settings.status_interval)
-        service = CaptureService(stream, KafkaPublisher(kafka), settings.slot, settings.max_pending_events)
+        dsn = settings.source_dsn.get_secret_value()
+        stream = ReplicationStream(dsn, settings.slot, settings.status_interval)
+        key = settings.redaction_key.get_secret_value().encode() if settings.redaction_key else None
+        service = CaptureService(stream, KafkaPublisher(kafka), SourceSession(dsn), settings.slot,
+                                 settings.max_pending_events, settings.heartbeat_interval, key,
+                                 settings.redaction_policy)
         if stopped:
             service.stop()
         current[:] = [service]

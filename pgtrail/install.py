@@ -11,6 +11,9 @@ from pgtrail.errors import Fatal
 
 log = logging.getLogger(__name__)
 
+# where each part records its installed versions (fixed names, never user input)
+_SCHEMA = {"source": "script_tracking", "vault": "vault"}
+
 
 def scripts(part: str) -> list[tuple[str, str]]:
     """(file name, text) of sql/<part>/NNN_*.sql, in version order."""
@@ -28,17 +31,42 @@ def connect(dsn: str, what: str) -> psycopg.Connection:
                     f"check --dsn or PGTRAIL_{what.upper()}_DSN") from exc
 
 
+def uninstall(dsn: str, part: str) -> None:
+    """Remove what `install` put there; idempotent. The vault is never uninstalled by pgtrail."""
+    if part != "source":
+        raise Fatal("only the source side can be uninstalled; drop the vault database yourself")
+    text = resources.files("sql").joinpath(part, "uninstall.sql").read_text(encoding="utf-8")
+    with connect(dsn, part) as conn:
+        try:
+            with conn.transaction():
+                conn.execute(text)
+        except psycopg.Error as exc:
+            raise Fatal(f"uninstall failed on {describe_dsn(dsn)}: {exc.sqlstate} "
+                        f"{str(exc).strip().splitlines()[0]}") from exc
+
+
+def untrackable_tables(dsn: str) -> list[tuple[str, str]]:
+    """Tracked tables whose UPDATE and DELETE cannot be captured (no replica identity)."""
+    with connect(dsn, "source") as conn:
+        return [(r[0], r[2]) for r in conn.execute("select * from script_tracking.untrackable_tables()")]
+
+
 def install(dsn: str, part: str) -> list[str]:
-    """Install or upgrade; idempotent. Returns the applied file names."""
+    """Install or upgrade; idempotent. All files run in one transaction: all or nothing.
+    Returns the applied file names."""
     applied = []
     with connect(dsn, part) as conn:
-        for name, text in scripts(part):
-            try:
-                with conn.transaction():
+        name = "?"
+        try:
+            with conn.transaction():
+                for name, text in scripts(part):
                     conn.execute(text)
-            except psycopg.Error as exc:
-                raise Fatal(f"{part}/{name} failed on {describe_dsn(dsn)}: "
-                            f"{exc.sqlstate} {str(exc).strip().splitlines()[0]}") from exc
-            applied.append(name)
-            log.info("applied %s/%s on %s", part, name, describe_dsn(dsn))
+                    applied.append(name)
+                version = int(applied[-1][:3])
+                conn.execute(f"insert into {_SCHEMA[part]}.install_history (version) values (%s) "
+                             "on conflict (version) do update set installed_at = now()", (version,))
+        except psycopg.Error as exc:
+            raise Fatal(f"{part}/{name} failed on {describe_dsn(dsn)}: "
+                        f"{exc.sqlstate} {str(exc).strip().splitlines()[0]}") from exc
+    log.info("applied %s on %s", ", ".join(f"{part}/{n}" for n in applied), describe_dsn(dsn))
     return applied

@@ -8,8 +8,14 @@ from schemas.events import (
     DmlPayload,
     Event,
     EventKind,
+    HeartbeatEvent,
+    HeartbeatPayload,
     OperationEvent,
     OperationPayload,
+    ScriptEvent,
+    ScriptPayload,
+    SecurityEvent,
+    SecurityPayload,
     Source,
     event_adapter,
     parse_event,
@@ -18,6 +24,7 @@ from schemas.ids import event_id
 
 __all__ = [
     "SCHEMA_VERSION", "Actor", "DdlEvent", "DdlPayload", "DmlEvent", "DmlPayload", "Event",
-    "EventKind", "OperationEvent", "OperationPayload", "Source", "event_adapter", "event_id",
-    "parse_event",
+    "EventKind", "HeartbeatEvent", "HeartbeatPayload", "OperationEvent", "OperationPayload",
+    "ScriptEvent", "ScriptPayload", "SecurityEvent", "SecurityPayload", "Source", "event_adapter",
+    "event_id", "parse_event",
 ]

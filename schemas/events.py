@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 SCHEMA_VERSION = 1
 
-EventKind = Literal["ddl", "dml", "operation"]
+EventKind = Literal["ddl", "dml", "operation", "script", "heartbeat", "security"]
+EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
 
 
 class _Model(BaseModel):
@@ -64,8 +65,11 @@ class DdlPayload(_Model):
     command_tag: str
     object_type: str | None = None
     schema_name: str | None = None
-    object_identity: str | None = None
-    statement: str | None = None
+    object_identity: str | None = Field(None, description="null for GRANT/REVOKE, which PostgreSQL reports without one")
+    statement: str | None = Field(None, description="the whole client string (current_query()) that ran the command")
+    definition: dict[str, Any] | None = Field(None, description="the object after the change; null after DROP")
+    rewrite: bool = Field(False, description="the command rewrote the table (table_rewrite fired)")
+    cascade: bool = Field(False, description="dropped because something it depended on was dropped")
 
 
 class DdlEvent(_EventBase):
@@ -84,6 +88,8 @@ class DmlPayload(_Model):
     new: dict[str, Any] | None = None
     old: dict[str, Any] | None = Field(None, description="replica identity columns before an update or delete")
     changed_columns: list[str] = Field(default_factory=list)
+    redacted: dict[str, Literal["mask", "hash", "drop"]] = Field(
+        default_factory=dict, description="sensitive columns whose values were masked, hashed or dropped")
 
 
 class DmlEvent(_EventBase):
@@ -98,6 +104,11 @@ class OperationPayload(_Model):
     operation_id: UUID
     name: str
     operation_type: str
+    status: Literal["completed", "failed"] = "completed"
+    duration_ms: float | None = None
+    details: dict[str, Any] | None = None
+    error: str | None = None
+    error_state: str | None = None
 
 
 class OperationEvent(_EventBase):
@@ -108,7 +119,69 @@ class OperationEvent(_EventBase):
         return f"{self.source.database}.operation.{self.payload.name}"
 
 
-Event = Annotated[Union[DdlEvent, DmlEvent, OperationEvent], Field(discriminator="kind")]
+class ScriptPayload(_Model):
+    """One step of a script execution: started, then completed or failed (same execution_id)."""
+
+    execution_id: UUID
+    status: Literal["started", "completed", "failed"]
+    script_name: str | None = None
+    script_type: str | None = None
+    category: str | None = None
+    file_path: str | None = None
+    version: str | None = None
+    checksum: str | None = Field(None, description="sha256 of the content with line endings normalised")
+    size_bytes: int | None = None
+    business_justification: str | None = None
+    ticket_number: str | None = None
+    rows_affected: int | None = None
+    duration_ms: float | None = None
+    error: str | None = None
+    error_state: str | None = None
+    failed_statement: str | None = None
+    at: datetime | None = Field(None, description="when the step happened at the source (failures have no commit time)")
+
+
+class ScriptEvent(_EventBase):
+    kind: Literal["script"] = "script"
+    payload: ScriptPayload
+
+    def object_key(self) -> str:
+        return f"{self.source.database}.script.{self.payload.execution_id}"
+
+
+class HeartbeatPayload(_Model):
+    sent_at: float = Field(description="source clock, seconds since the epoch, when the heartbeat was written")
+
+
+class HeartbeatEvent(_EventBase):
+    kind: Literal["heartbeat"] = "heartbeat"
+    payload: HeartbeatPayload
+
+    def object_key(self) -> str:
+        return f"{self.source.database}.heartbeat"
+
+
+class SecurityPayload(_Model):
+    """A message with pgtrail's prefix that the tracking functions did not write."""
+
+    reason: str
+    prefix: str
+    transactional: bool
+    claimed_kind: str | None = None
+    content: str = Field(description="the message as found, cut to 64 KiB")
+    content_bytes: int
+
+
+class SecurityEvent(_EventBase):
+    kind: Literal["security"] = "security"
+    payload: SecurityPayload
+
+    def object_key(self) -> str:
+        return f"{self.source.database}.security"
+
+
+Event = Annotated[Union[DdlEvent, DmlEvent, OperationEvent, ScriptEvent, HeartbeatEvent, SecurityEvent],
+                  Field(discriminator="kind")]
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 
 

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import psycopg
 
-from schemas import DdlEvent, DmlEvent, Event, OperationEvent
+from schemas import DdlEvent, DmlEvent, Event, HeartbeatEvent, OperationEvent, ScriptEvent, SecurityEvent
 from sink.hashing import hk_database, hk_event, hk_link, hk_object
 
 _PLAIN_IDENT = re.compile(r"^[a-z_][a-z0-9_$]*$")
@@ -27,6 +27,14 @@ def object_identity(event: Event) -> str:
         return event.payload.object_identity or event.payload.command_tag.lower()
     if isinstance(event, OperationEvent):
         return f"operation:{event.payload.name}"
+    if isinstance(event, ScriptEvent):
+        if event.payload.script_name:
+            return f"script:{event.payload.script_name}"
+        return f"script_execution:{event.payload.execution_id}"
+    if isinstance(event, SecurityEvent):
+        return "security"
+    if isinstance(event, HeartbeatEvent):
+        return "heartbeat"
     raise TypeError(f"unknown event type {type(event).__name__}")
 
 
@@ -51,12 +59,22 @@ _SQL = {
                  "tenant_id, tags, record_source) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
                  "%s, %s) on conflict do nothing",
     "sat_ddl": "insert into vault.sat_ddl (hk_event, command_tag, object_type, schema_name, object_identity, "
-               "statement, record_source) values (%s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
+               "statement, definition, rewrite, cascade_drop, record_source) "
+               "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
     "sat_row_change": "insert into vault.sat_row_change (hk_event, operation, schema_name, table_name, primary_key, "
-                      "new_values, old_values, changed_columns, record_source) "
-                      "values (%s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
-    "sat_operation": "insert into vault.sat_operation (hk_event, operation_id, name, operation_type, record_source) "
-                     "values (%s, %s, %s, %s, %s) on conflict do nothing",
+                      "new_values, old_values, changed_columns, redacted, record_source) "
+                      "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
+    "sat_operation": "insert into vault.sat_operation (hk_event, operation_id, name, operation_type, status, "
+                     "duration_ms, details, error, error_state, record_source) "
+                     "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
+    "sat_script_execution": "insert into vault.sat_script_execution (hk_event, execution_id, status, script_name, "
+                            "script_type, category, file_path, version, checksum, size_bytes, business_justification, "
+                            "ticket_number, rows_affected, duration_ms, error, error_state, failed_statement, step_at, "
+                            "record_source) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                            "%s, %s, %s) on conflict do nothing",
+    "sat_security_event": "insert into vault.sat_security_event (hk_event, reason, prefix, transactional, claimed_kind, "
+                          "content, content_bytes, record_source) values (%s, %s, %s, %s, %s, %s, %s, %s) "
+                          "on conflict do nothing",
 }
 _ORDER = list(_SQL)  # hubs before links and satellites (foreign keys)
 _HUB_EVENT = ("insert into vault.hub_event (hk_event, event_id, record_source) "
@@ -89,12 +107,22 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
         p = ev.payload
         if isinstance(ev, DdlEvent):
             rows["sat_ddl"][hev] = (hev, p.command_tag, p.object_type, p.schema_name, p.object_identity,
-                                    p.statement, record_source)
+                                    p.statement, _jsonb(p.definition), p.rewrite, p.cascade, record_source)
         elif isinstance(ev, DmlEvent):
             rows["sat_row_change"][hev] = (hev, p.operation, p.schema_name, p.table, _jsonb(p.primary_key),
-                                           _jsonb(p.new), _jsonb(p.old), list(p.changed_columns), record_source)
+                                           _jsonb(p.new), _jsonb(p.old), list(p.changed_columns),
+                                           _jsonb(p.redacted), record_source)
         elif isinstance(ev, OperationEvent):
-            rows["sat_operation"][hev] = (hev, p.operation_id, p.name, p.operation_type, record_source)
+            rows["sat_operation"][hev] = (hev, p.operation_id, p.name, p.operation_type, p.status, p.duration_ms,
+                                          _jsonb(p.details), p.error, p.error_state, record_source)
+        elif isinstance(ev, ScriptEvent):
+            rows["sat_script_execution"][hev] = (
+                hev, p.execution_id, p.status, p.script_name, p.script_type, p.category, p.file_path, p.version,
+                p.checksum, p.size_bytes, p.business_justification, p.ticket_number, p.rows_affected,
+                p.duration_ms, p.error, p.error_state, p.failed_statement, p.at, record_source)
+        elif isinstance(ev, SecurityEvent):
+            rows["sat_security_event"][hev] = (hev, p.reason, p.prefix, p.transactional, p.claimed_kind,
+                                               p.content, p.content_bytes, record_source)
     return {name: list(r.values()) for name, r in rows.items()}
 
 

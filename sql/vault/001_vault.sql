@@ -155,5 +155,3 @@ create table if not exists vault.install_history (
     version      integer     primary key,
     installed_at timestamptz not null default now()
 );
-insert into vault.install_history (version) values (1)
-    on conflict (version) do update set installed_at = now();

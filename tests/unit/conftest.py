@@ -2,7 +2,30 @@ from pathlib import Path
 
 import pytest
 
+from consumer.classify import Redactor
+from consumer.decoder import decode
+from consumer.normalizer import Normalizer
+
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def fixture_keys() -> dict[int, bytes]:
+    """The signing key of the throw-away database the fixture was captured from (capture.sh)."""
+    keys = {}
+    for line in (FIXTURES / "signing_keys.txt").read_text().split("\n"):
+        if line.strip():
+            kid, hexkey = line.split()
+            keys[int(kid)] = bytes.fromhex(hexkey)
+    return keys
+
+
+def normalize(lines, system_id="7712193764098600281", database="fixture_capture", keys=None, redactor=None):
+    n = Normalizer(system_id, database, "slot", fixture_keys() if keys is None else keys,
+                   redactor or Redactor(b"test-key"))
+    events = []
+    for line in lines:
+        events.extend(n.feed(decode(line)))
+    return events, n
 
 
 @pytest.fixture
