@@ -19,7 +19,7 @@ from consumer.decoder import Begin, Commit, Message, decode
 from consumer.normalizer import Normalizer
 from consumer.source import SourceSession
 from consumer.stream import ReplicationStream
-from pgtrail.errors import Poison, Retryable, classify_kafka
+from pgtrail.errors import Fatal, Poison, Retryable, classify_kafka
 from publisher.base import Publisher
 from schemas import HeartbeatEvent, SecurityEvent
 
@@ -49,6 +49,7 @@ class CaptureService:
         self.tracker = AckTracker()
         self.confirmed = 0
         self._stop = False
+        self.streamed = False  # reached the stream at least once
         self.normalizer: Normalizer | None = None
         self.database = "?"
         self._consumed: dict[str, object] = {}  # kind -> labelled counter child (labels() is costly per event)
@@ -58,8 +59,8 @@ class CaptureService:
         self._stop = True
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
-        keys = self.session.signing_keys()
         identity = self.stream.open()
+        keys = self.session.signing_keys()
         self.database = identity.database
         # Without an explicit key, hashed values are keyed by the source's first signing key: stable
         # across restarts, and secret wherever the signing key is.
@@ -67,6 +68,7 @@ class CaptureService:
         self.normalizer = Normalizer(identity.system_id, identity.database, self.slot, keys,
                                      Redactor(redaction_key, self.redaction_policy))
         log.info("streaming slot %s of %s (system %s)", self.slot, identity.database, identity.system_id)
+        self.streamed = True
         unit = None
         last_keepalive = self.clock()
         last_heartbeat = self.clock() - self.heartbeat_interval
@@ -179,14 +181,22 @@ class CaptureService:
 
 def run_with_restarts(make_service: Callable[[], CaptureService], max_backoff: float = 30.0,
                       sleep: Callable[[float], None] = time.sleep) -> None:
-    """Run the capture loop; on a retryable error start again from the slot's confirmed position."""
+    """Run the capture loop; on a retryable error start again from the slot's confirmed position.
+
+    A failure before the first start of the stream is a configuration problem until proven
+    otherwise: it is raised as Fatal, so a wrong DSN says so at once instead of retrying forever.
+    """
     backoff = 1.0
+    ever_streamed = False
     while True:
         service = make_service()
         try:
             service.run()
             return
         except Retryable as exc:
+            ever_streamed = ever_streamed or service.streamed
+            if not ever_streamed:
+                raise Fatal(str(exc)) from exc
             metrics.ERRORS.labels(service.database, "retryable").inc()
             log.warning("capture interrupted (%s); restarting from the confirmed position in %.0fs", exc, backoff)
             sleep(backoff)

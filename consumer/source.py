@@ -21,7 +21,8 @@ class SourceSession:
                                              application_name="pgtrail-consumer")
                 self._conn.execute("set statement_timeout = '10s'")
             except psycopg.OperationalError as exc:
-                raise Retryable(f"cannot connect to {describe_dsn(self.dsn)}: {str(exc).strip().splitlines()[-1]}") from exc
+                raise Retryable(f"cannot connect to the source database ({describe_dsn(self.dsn)}): "
+                                f"{str(exc).strip().splitlines()[-1]}; check PGTRAIL_SOURCE_DSN") from exc
         return self._conn
 
     def signing_keys(self) -> dict[int, bytes]:

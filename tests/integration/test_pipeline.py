@@ -20,8 +20,9 @@ def test_ddl_dml_and_operation_reach_the_vault_attributed(pipeline):
             conn.execute("set application_name = 'itest-app'")
             conn.execute("set pgtrail.tenant_id = 'tenant-7'")
             conn.execute(f"create schema app_{role}")
+            with pipeline.source() as admin:  # choosing what is tracked is the admins' call
+                admin.execute("select script_tracking.track_schema(%s)", (f"app_{role}",))
             conn.execute(f"create table app_{role}.customers (id int primary key, email text)")
-            conn.execute(f"select script_tracking.track_table('app_{role}.customers')")
             conn.execute(f"insert into app_{role}.customers values (1, 'a@example.com'), (2, 'b@example.com')")
             conn.execute(f"update app_{role}.customers set email = 'c@example.com' where id = 1")
             conn.execute(f"delete from app_{role}.customers where id = 2")
@@ -42,6 +43,12 @@ def test_ddl_dml_and_operation_reach_the_vault_attributed(pipeline):
         assert f"create table app_{role}.customers" in ddl[0][6]
         assert [(r[1], r[7]) for r in dml] == [("INSERT", {"id": 1}), ("INSERT", {"id": 2}),
                                                ("UPDATE", {"id": 1}), ("DELETE", {"id": 2})]
+        with pipeline.vault() as v:  # the email column is PII: hashed before it left the consumer
+            values = v.execute("select new_values->>'email', redacted, s.tags from vault.sat_row_change "
+                               "join vault.sat_event s using (hk_event) where table_name = 'customers' "
+                               "and operation = 'insert'").fetchall()
+        assert all(val.startswith("hmac-sha256:") and red == {"email": "hash"} and tags == ["PII", "GDPR"]
+                   for val, red, tags in values), values
         assert len(ops) == 1 and ops[0][8] == "Nightly cleanup" and ops[0][1] == "MAINTENANCE"
         for r in rows:  # every event, DML included, names the person, the application and the tenant
             assert (r[3], r[4], r[5]) == (role, "itest-app", "tenant-7"), r

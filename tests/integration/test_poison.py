@@ -1,6 +1,9 @@
 """Poison goes to the dead-letter topic with its reason; loading goes on."""
+import hashlib
+import hmac
 import json
 import uuid
+from urllib.request import urlopen
 
 from kafka import KafkaProducer
 
@@ -31,20 +34,33 @@ def test_poison_records_are_dead_lettered_and_loading_continues(pipeline):
     assert all(o.startswith(f"{pipeline.prefix}.dml/") for o in origins)
 
 
-def test_a_forged_or_broken_pgtrail_message_is_dead_lettered_by_the_consumer(pipeline):
+def test_forged_messages_surface_as_security_events_and_broken_signed_ones_are_dead_lettered(pipeline):
     pipeline.start("consumer")
     pipeline.start("sink")
     with pipeline.source() as conn:
-        conn.execute("select pg_logical_emit_message(true, 'pgtrail', 'this is not json')")
-        conn.execute("select pg_logical_emit_message(true, 'pgtrail', '{\"kind\": \"ddl\"}')")
+        kid, key = conn.execute("select kid, key from script_tracking.signing_keys()").fetchone()
+        body = "this is not json"
+        signed_garbage = f"v1 {kid} {hmac.new(bytes(key), body.encode(), hashlib.sha256).hexdigest()} {body}"
+        conn.execute("select pg_logical_emit_message(true, 'pgtrail', %s)", (signed_garbage,))
+        # anyone may call pg_logical_emit_message: a forged DDL and a forged operation
+        conn.execute("""select pg_logical_emit_message(true, 'pgtrail', '{"kind": "ddl", "command_tag": "DROP TABLE",
+                        "object_identity": "public.payroll"}')""")
+        conn.execute("""select pg_logical_emit_message(false, 'pgtrail', 'v1 1 00ff {"kind": "operation"}')""")
         conn.execute("create table after_bad_message (id int primary key)")
     wait_until(lambda: pipeline.vault_count("select count(*) from vault.sat_ddl where object_identity = "
                                             "'public.after_bad_message'"), 60, what="the DDL after the bad messages")
-    dead = pipeline.read_topic("deadletter", min_count=2)
-    assert len(dead) == 2
-    by_reason = {dict(r.headers)["pgtrail_reason"].decode(): r.value for r in dead}
-    not_json = [v for k, v in by_reason.items() if "not valid JSON" in k]
-    incomplete = [v for k, v in by_reason.items() if "incomplete" in k]
-    assert len(not_json) == 1 and b"this is not json" in not_json[0]  # the raw WAL line is kept whole
-    assert len(incomplete) == 1 and b'"action":"M"' in incomplete[0]
-    assert all(dict(r.headers)["pgtrail_origin"].decode().startswith(pipeline.source_db) for r in dead)
+    dead = pipeline.read_topic("deadletter", min_count=1)
+    assert len(dead) == 1
+    reason = dict(dead[0].headers)["pgtrail_reason"].decode()
+    assert "no valid JSON body" in reason and b"this is not json" in dead[0].value  # the raw WAL line, whole
+    wait_until(lambda: pipeline.vault_count("select count(*) from vault.sat_security_event") == 2, 30,
+               what="two security events in the vault")
+    with pipeline.vault() as v:
+        rows = v.execute("select reason, transactional, content from vault.sat_security_event order by 2").fetchall()
+        trusted = v.execute("select count(*) from vault.sat_ddl where object_identity = 'public.payroll'").fetchone()[0]
+    assert [(r[0], r[1]) for r in rows] == [("bad signature", False), ("unsigned message (not in the "
+                                            "'v1 <kid> <hmac> <body>' format)", True)]
+    assert "public.payroll" in rows[1][2]
+    assert trusted == 0  # never as a trusted event
+    body = urlopen(f"http://127.0.0.1:{pipeline.consumer_port}/metrics", timeout=5).read().decode()
+    assert f'pgtrail_consumer_security_events_total{{database="{pipeline.source_db}"}} 2.0' in body
