@@ -210,9 +210,13 @@ begin
     if tg_tag not like 'DROP %' then
         return;  -- ALTER ... DROP ... is reported by ddl_command_end as a change of its object
     end if;
+    -- the named objects, what CASCADE took with them, and the sequences, indexes and triggers that
+    -- go with a table (they had CREATE events of their own); not row types, defaults or rules
     for r in select * from pg_event_trigger_dropped_objects()
-              where original or (normal and object_type not in ('default value', 'rule')) loop
-        continue when r.schema_name = 'script_tracking' or r.is_temporary;
+              where original
+                 or (normal and object_type not in ('default value', 'rule'))
+                 or object_type in ('sequence', 'index', 'trigger') loop
+        continue when r.schema_name in ('script_tracking', 'pg_toast') or r.is_temporary;
         perform script_tracking._emit('ddl', jsonb_build_object(
             'command_tag', tg_tag,
             'object_type', r.object_type,

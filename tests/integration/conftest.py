@@ -186,3 +186,18 @@ def pipeline(source_db, vault_db, tmp_path):
     p = Pipeline(source_db, vault_db, tmp_path)
     yield p
     p.stop_all()
+
+
+@pytest.fixture
+def capture(source_db):
+    from tests.integration.capture import Capture
+    cap = Capture(source_db)
+    yield cap
+    cap.drop()
+
+
+@pytest.fixture
+def src(source_db):
+    """An autocommit superuser session on the per-test source database."""
+    with psycopg.connect(dsn(source_db), autocommit=True) as conn:
+        yield conn

@@ -1,0 +1,53 @@
+"""Read what a workload wrote to a fresh slot through the consumer's own stream, decoder and
+normalizer (real PostgreSQL and wal2json; no Kafka): for tests of the source side."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import psycopg
+
+from consumer.acks import lsn_to_int
+from consumer.classify import Redactor
+from consumer.decoder import decode
+from consumer.normalizer import Normalizer
+from consumer.source import SourceSession
+from consumer.stream import ReplicationStream
+from tests.conftest import dsn
+
+
+class Capture:
+    def __init__(self, db: str):
+        self.db = db
+        self.slot = f"cap_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(dsn(db), autocommit=True) as conn:
+            conn.execute("select pg_create_logical_replication_slot(%s, 'wal2json')", (self.slot,))
+
+    def read(self, timeout: float = 30.0) -> list:
+        """Every event committed so far."""
+        with psycopg.connect(dsn(self.db), autocommit=True) as conn:
+            end = lsn_to_int(conn.execute("select pg_current_wal_lsn()::text").fetchone()[0])
+        stream = ReplicationStream(dsn(self.db), self.slot, status_interval=1)
+        identity = stream.open()
+        session = SourceSession(dsn(self.db))
+        n = Normalizer(identity.system_id, identity.database, self.slot, session.signing_keys(), Redactor(b"test"))
+        session.close()
+        events = []
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                msg = stream.read(timeout=0.5)
+                if msg is not None:
+                    events.extend(n.feed(decode(msg.payload)))
+                    if msg.data_start >= end and b'"action":"C"' in msg.payload:
+                        break
+                elif stream.wal_end >= end:
+                    break
+        finally:
+            stream.close()
+        self.untracked = n.rows_untracked
+        return events
+
+    def drop(self) -> None:
+        with psycopg.connect(dsn(self.db), autocommit=True) as conn:
+            conn.execute("select pg_drop_replication_slot(%s)", (self.slot,))
