@@ -155,7 +155,7 @@ create or replace function script_tracking.run_tracked_script(
     ticket_number text default null)
 returns uuid
 language plpgsql
-set search_path = pg_catalog, pg_temp
+-- no pinned search_path: SECURITY INVOKER, and the script runs as if the caller ran it
 as $$
 declare
     id uuid;

@@ -10,9 +10,12 @@
 create or replace function script_tracking.create_tracking_wrapper(signature text)
 returns text
 language plpgsql
-set search_path = pg_catalog, pg_temp
+-- No pinned search_path: the signature is resolved as the caller would resolve it. While the
+-- wrapper is generated the path is narrowed to pg_catalog, so every other type and default is
+-- printed schema-qualified.
 as $create$
 declare
+    caller_path text := current_setting('search_path');
     fn regprocedure;
     p record;
     modes "char"[];
@@ -33,6 +36,7 @@ begin
         raise exception 'create_tracking_wrapper: % is not a function signature such as schema.fn(integer, text): %',
             quote_literal(signature), sqlerrm using errcode = '42883';
     end;
+    perform set_config('search_path', 'pg_catalog, pg_temp', true);
     select pr.*, ns.nspname into p from pg_proc pr join pg_namespace ns on ns.oid = pr.pronamespace where pr.oid = fn;
     if p.prokind <> 'f' then
         raise exception 'create_tracking_wrapper: % is not a plain function (procedures and aggregates are not wrapped)', fn
@@ -114,6 +118,8 @@ $wrapper$$f$,
     execute ddl;
     execute format('comment on function %s(%s) is %L', wrapper_name, pg_get_function_identity_arguments(fn),
                    'pgtrail tracking wrapper of ' || fn::text);
-    return format('%s(%s)', wrapper_name, pg_get_function_identity_arguments(fn));
+    ddl := format('%s(%s)', wrapper_name, pg_get_function_identity_arguments(fn));
+    perform set_config('search_path', caller_path, true);
+    return ddl;
 end
 $create$;

@@ -7,12 +7,12 @@ import uuid
 
 import psycopg
 
-from consumer.acks import lsn_to_int
 from consumer.classify import Redactor
 from consumer.decoder import decode
 from consumer.normalizer import Normalizer
 from consumer.source import SourceSession
 from consumer.stream import ReplicationStream
+from schemas import HeartbeatEvent
 from tests.conftest import dsn
 
 
@@ -24,9 +24,10 @@ class Capture:
             conn.execute("select pg_create_logical_replication_slot(%s, 'wal2json')", (self.slot,))
 
     def read(self, timeout: float = 30.0) -> list:
-        """Every event committed so far."""
+        """Every event committed so far: reads up to a heartbeat written now, as an end marker
+        (the server's WAL position alone says nothing of what decoding has delivered)."""
         with psycopg.connect(dsn(self.db), autocommit=True) as conn:
-            end = lsn_to_int(conn.execute("select pg_current_wal_lsn()::text").fetchone()[0])
+            conn.execute("select script_tracking.heartbeat()")
         stream = ReplicationStream(dsn(self.db), self.slot, status_interval=1)
         identity = stream.open()
         session = SourceSession(dsn(self.db))
@@ -37,12 +38,15 @@ class Capture:
         try:
             while time.monotonic() < deadline:
                 msg = stream.read(timeout=0.5)
-                if msg is not None:
-                    events.extend(n.feed(decode(msg.payload)))
-                    if msg.data_start >= end and b'"action":"C"' in msg.payload:
-                        break
-                elif stream.wal_end >= end:
+                if msg is None:
+                    continue
+                new = list(n.feed(decode(msg.payload)))
+                if any(isinstance(e, HeartbeatEvent) for e in new):
+                    events.extend(e for e in new if not isinstance(e, HeartbeatEvent))
                     break
+                events.extend(new)
+            else:
+                raise AssertionError(f"the end marker did not arrive within {timeout}s")
         finally:
             stream.close()
         self.untracked = n.rows_untracked
