@@ -29,14 +29,25 @@ def _on_term(stop) -> None:
 
 def cmd_install(args) -> int:
     from consumer.settings import ConsumerSettings
-    from pgtrail.install import install
+    from pgtrail.install import install, untrackable_tables
     from sink.settings import SinkSettings
     if args.part in ("source", "all"):
         dsn = args.dsn or ConsumerSettings().source_dsn.get_secret_value()
         print(f"source: applied {', '.join(install(dsn, 'source'))}")
+        for table, reason in untrackable_tables(dsn):
+            print(f"source: warning: {table} is tracked but its UPDATE and DELETE cannot be captured ({reason})")
     if args.part in ("vault", "all"):
         dsn = (args.dsn if args.part == "vault" else None) or SinkSettings().vault_dsn.get_secret_value()
         print(f"vault: applied {', '.join(install(dsn, 'vault'))}")
+    return 0
+
+
+def cmd_uninstall(args) -> int:
+    from consumer.settings import ConsumerSettings
+    from pgtrail.install import uninstall
+    dsn = args.dsn or ConsumerSettings().source_dsn.get_secret_value()
+    uninstall(dsn, "source")
+    print("source: pgtrail removed")
     return 0
 
 
@@ -140,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("part", choices=["source", "vault", "all"], nargs="?", default="all")
     s.add_argument("--dsn", help="overrides PGTRAIL_SOURCE_DSN / PGTRAIL_VAULT_DSN")
     s.set_defaults(func=cmd_install)
+
+    s = sub.add_parser("uninstall", help="remove the tracking SQL from a source database (idempotent)")
+    s.add_argument("part", choices=["source"])
+    s.add_argument("--dsn", help="overrides PGTRAIL_SOURCE_DSN")
+    s.set_defaults(func=cmd_uninstall)
 
     s = sub.add_parser("consume", help="stream the source's slot into Kafka (settings from PGTRAIL_*)")
     s.set_defaults(func=cmd_consume)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import time
+
+import psycopg
 from datetime import datetime, timezone
 
 from consumer.settings import ConsumerSettings
@@ -12,6 +14,7 @@ from sink.settings import SinkSettings
 
 WORKLOAD = [
     "set application_name = 'pgtrail-demo'",
+    "set pgtrail.tenant_id = 'acme'",
     "drop table if exists demo.customers",
     "create schema if not exists demo",
     "create table demo.customers (id integer primary key, name text not null, email text)",
@@ -21,13 +24,24 @@ WORKLOAD = [
     "(2, 'Grace', 'grace@example.com'), (3, 'Edsger', 'edsger@example.com')",
     "update demo.customers set email = 'ada@lovelace.example' where id = 1",
     "delete from demo.customers where id = 3",
+    "select script_tracking.run_tracked_script('backfill_phones.sql', "
+    "'update demo.customers set phone = ''555-0100'' where phone is null', 'MIGRATION', 'DML', "
+    "'migrations/backfill_phones.sql', '1.0', null, 'fill in missing phone numbers', 'OPS-42')",
 ]
+# fails on purpose: the failure is recorded although its transaction rolls back
+FAILING = ("select script_tracking.run_tracked_script('broken.sql', "
+           "'update demo.customers set phone = null; select 1/0', 'MIGRATION', 'DML')")
 
 
 def run_workload(dsn: str) -> str:
     with connect(dsn, "source") as conn:
         for statement in WORKLOAD:
             conn.execute(statement)
+        try:
+            with conn.transaction():
+                conn.execute(FAILING)
+        except psycopg.errors.DivisionByZero:
+            pass
         row = conn.execute("select track_operation('Demo data load', 'MAINTENANCE')").fetchone()
     return str(row[0])
 
@@ -50,6 +64,7 @@ def run_demo(timeout: float = 90.0) -> int:
     print("running the demo workload on the source database ...")
     for statement in WORKLOAD:
         print(f"  {statement}")
+    print(f"  {FAILING}  -- fails: division by zero, rolled back")
     op = run_workload(source_dsn)
     print(f"  select track_operation('Demo data load', 'MAINTENANCE')  -> {op}")
     t0 = time.monotonic()

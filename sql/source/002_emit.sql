@@ -109,16 +109,64 @@ as $$ select kid, key from script_tracking.signing_key order by kid $$;
 revoke all on function script_tracking.signing_keys() from public;
 grant execute on function script_tracking.signing_keys() to pgtrail_consumer;
 
+-- Roles, databases, tablespaces and ALTER SYSTEM settings fire no event trigger. Their state is
+-- snapshotted here (never a password) and compared at every heartbeat; a change becomes a DDL
+-- event 'GLOBAL OBJECTS CHANGED' carrying the new snapshot, so the vault's history can diff it.
+-- Who made such a change cannot be known here: see docs/source-tracking.md for the log import.
+create or replace function script_tracking.globals_snapshot()
+returns jsonb
+language sql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+    select jsonb_build_object(
+        'roles', (select coalesce(jsonb_agg(jsonb_build_object(
+                      'name', r.rolname, 'superuser', r.rolsuper, 'create_role', r.rolcreaterole,
+                      'create_db', r.rolcreatedb, 'login', r.rolcanlogin, 'replication', r.rolreplication,
+                      'bypass_rls', r.rolbypassrls, 'connection_limit', r.rolconnlimit,
+                      'valid_until', r.rolvaliduntil,
+                      'member_of', (select coalesce(jsonb_agg(g.rolname order by g.rolname), '[]')
+                                      from pg_auth_members m join pg_roles g on g.oid = m.roleid
+                                     where m.member = r.oid)) order by r.rolname), '[]')
+                    from pg_roles r where r.rolname !~ '^pg_'),
+        'databases', (select coalesce(jsonb_agg(jsonb_build_object(
+                          'name', d.datname, 'owner', pg_get_userbyid(d.datdba),
+                          'encoding', pg_encoding_to_char(d.encoding), 'allow_connections', d.datallowconn,
+                          'connection_limit', d.datconnlimit) order by d.datname), '[]')
+                        from pg_database d where not d.datistemplate),
+        'tablespaces', (select coalesce(jsonb_agg(jsonb_build_object(
+                            'name', t.spcname, 'owner', pg_get_userbyid(t.spcowner),
+                            'location', pg_tablespace_location(t.oid)) order by t.spcname), '[]')
+                          from pg_tablespace t),
+        'alter_system', (select coalesce(jsonb_object_agg(f.name, f.setting order by f.name), '{}')
+                           from pg_file_settings f where f.sourcefile like '%postgresql.auto.conf' and f.applied))
+$$;
+revoke all on function script_tracking.globals_snapshot() from public;
+
 -- Heartbeat: a quiet database still produces a transaction, so its slot advances; the consumer
 -- measures the round trip from sent_at to the moment it reads the message.
 create or replace function script_tracking.heartbeat()
 returns pg_lsn
-language sql security definer
+language plpgsql security definer
 set search_path = pg_catalog, pg_temp
 as $$
-    select script_tracking._emit('heartbeat', jsonb_build_object(
+declare
+    snap jsonb := script_tracking.globals_snapshot();
+    digest text := md5(snap::text);
+begin
+    if digest is distinct from (select value from script_tracking.config where key = 'globals_digest') then
+        perform script_tracking._emit('ddl', jsonb_build_object(
+            'command_tag', 'GLOBAL OBJECTS CHANGED',
+            'object_type', 'cluster',
+            'object_identity', 'cluster globals',
+            'definition', snap,
+            'detected_by', 'heartbeat'));
+        insert into script_tracking.config (key, value) values ('globals_digest', digest)
+            on conflict (key) do update set value = excluded.value;
+    end if;
+    return script_tracking._emit('heartbeat', jsonb_build_object(
         'sent_at', extract(epoch from clock_timestamp())::numeric(20, 6),
-        'actor', script_tracking.actor()))
+        'actor', script_tracking.actor()));
+end
 $$;
 revoke all on function script_tracking.heartbeat() from public;
 grant execute on function script_tracking.heartbeat() to pgtrail_consumer;

@@ -84,6 +84,7 @@ begin
     perform set_config('pgtrail.exec_' || replace(id::text, '-', ''),
                        extract(epoch from clock_timestamp())::text, false);
     perform set_config('pgtrail.exec_tenant_' || replace(id::text, '-', ''), coalesce(tenant_id, ''), false);
+    perform set_config('pgtrail.exec_name_' || replace(id::text, '-', ''), script_name, false);
     return id;
 end
 $$;
@@ -110,6 +111,7 @@ begin
     perform script_tracking._emit('script', jsonb_build_object(
         'execution_id', execution_id,
         'status', 'completed',
+        'script_name', nullif(current_setting('pgtrail.exec_name_' || replace(execution_id::text, '-', ''), true), ''),
         'rows_affected', rows_affected,
         'duration_ms', script_tracking._execution_elapsed_ms(execution_id),
         'actor', script_tracking.actor(nullif(current_setting('pgtrail.exec_tenant_' || replace(execution_id::text, '-', ''), true), ''))));
@@ -132,6 +134,7 @@ begin
     perform script_tracking._emit('script', jsonb_build_object(
         'execution_id', execution_id,
         'status', 'failed',
+        'script_name', nullif(current_setting('pgtrail.exec_name_' || replace(execution_id::text, '-', ''), true), ''),
         'error', error_message,
         'error_state', error_state,
         'failed_statement', failed_statement,

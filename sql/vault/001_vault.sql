@@ -123,34 +123,6 @@ begin
 end
 $$;
 
--- Every event with what it touched, in commit order: the source of `pgtrail history`.
-create or replace view vault.event_history as
-select e.event_id,
-       s.kind,
-       s.commit_time,
-       s.commit_lsn,
-       s.position,
-       d.database_name,
-       o.object_identity,
-       s.session_user_name,
-       s.application_name,
-       s.client_addr,
-       s.tenant_id,
-       coalesce(ddl.command_tag, upper(rc.operation), op.operation_type) as action,
-       ddl.statement,
-       rc.primary_key,
-       rc.new_values,
-       rc.old_values,
-       op.name as operation_name
-  from vault.hub_event e
-  join vault.sat_event s using (hk_event)
-  left join vault.link_event_object l using (hk_event)
-  left join vault.hub_object o on o.hk_object = l.hk_object
-  left join vault.hub_database d on d.hk_database = l.hk_database
-  left join vault.sat_ddl ddl using (hk_event)
-  left join vault.sat_row_change rc using (hk_event)
-  left join vault.sat_operation op using (hk_event);
-
 create table if not exists vault.install_history (
     version      integer     primary key,
     installed_at timestamptz not null default now()

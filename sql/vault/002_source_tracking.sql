@@ -62,7 +62,10 @@ begin
 end
 $$;
 
-create or replace view vault.event_history as
+-- Every event with what it touched: the source of `pgtrail history`. Dropped and created again
+-- (inside the installer's single transaction) so that later versions may change its columns.
+drop view if exists vault.event_history;
+create view vault.event_history as
 select e.event_id,
        s.kind,
        coalesce(s.commit_time, sc.step_at) as commit_time,

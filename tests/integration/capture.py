@@ -12,7 +12,7 @@ from consumer.decoder import decode
 from consumer.normalizer import Normalizer
 from consumer.source import SourceSession
 from consumer.stream import ReplicationStream
-from schemas import HeartbeatEvent
+from schemas import OperationEvent
 from tests.conftest import dsn
 
 
@@ -24,10 +24,11 @@ class Capture:
             conn.execute("select pg_create_logical_replication_slot(%s, 'wal2json')", (self.slot,))
 
     def read(self, timeout: float = 30.0) -> list:
-        """Every event committed so far: reads up to a heartbeat written now, as an end marker
+        """Every event committed so far: reads up to an operation written now, as an end marker
         (the server's WAL position alone says nothing of what decoding has delivered)."""
+        marker = f"capture-end:{uuid.uuid4()}"
         with psycopg.connect(dsn(self.db), autocommit=True) as conn:
-            conn.execute("select script_tracking.heartbeat()")
+            conn.execute("select script_tracking.track_operation(%s, 'TEST')", (marker,))
         stream = ReplicationStream(dsn(self.db), self.slot, status_interval=1)
         identity = stream.open()
         session = SourceSession(dsn(self.db))
@@ -41,8 +42,7 @@ class Capture:
                 if msg is None:
                     continue
                 new = list(n.feed(decode(msg.payload)))
-                if any(isinstance(e, HeartbeatEvent) for e in new):
-                    events.extend(e for e in new if not isinstance(e, HeartbeatEvent))
+                if any(isinstance(e, OperationEvent) and e.payload.name == marker for e in new):
                     break
                 events.extend(new)
             else:

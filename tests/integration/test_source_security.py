@@ -146,3 +146,23 @@ def test_every_tracking_function_pins_its_search_path(src):
     assert "script_tracking._emit(text,jsonb,boolean)" not in public
     assert "script_tracking.signing_keys()" not in public
     assert "script_tracking.track_table(regclass)" not in public
+
+
+def test_roles_databases_and_alter_system_changes_are_detected_at_the_heartbeat(src, capture):
+    from schemas import DdlEvent
+    src.execute("select script_tracking.heartbeat()")  # baseline snapshot
+    role = f"ghost_{uuid.uuid4().hex[:6]}"
+    src.execute(f"create role {role} nologin")
+    src.execute(f"alter role {role} createdb")
+    src.execute("select script_tracking.heartbeat()")  # sees the change
+    src.execute("select script_tracking.heartbeat()")  # nothing new: no second event
+    try:
+        events = capture.read()
+    finally:
+        src.execute(f"drop role {role}")
+    changes = [e for e in events if isinstance(e, DdlEvent) and e.payload.command_tag == "GLOBAL OBJECTS CHANGED"]
+    assert len(changes) == 2, [getattr(e.payload, "command_tag", e.kind) for e in events]
+    roles = {r["name"]: r for r in changes[-1].payload.definition["roles"]}
+    assert roles[role]["create_db"] is True and roles[role]["login"] is False
+    assert "password" not in str(changes[-1].payload.definition).lower()
+    assert changes[-1].actor is None  # who did it is not knowable from here; no false attribution
