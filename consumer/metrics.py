@@ -23,3 +23,12 @@ HEARTBEAT_RTT = Gauge("pgtrail_consumer_heartbeat_rtt_seconds",
                       "From writing a heartbeat in the source to reading it from the slot", ["database"])
 LAST_HEARTBEAT = Gauge("pgtrail_consumer_last_heartbeat_timestamp_seconds",
                        "Unix time when the last heartbeat was read from the slot", ["database"])
+UNTRACKED_DDL = Counter("pgtrail_consumer_untracked_ddl_total",
+                        "DDL that no tracked script or migration ran (drift as it happens)", ["database"])
+SENSITIVE_CHANGES = Counter("pgtrail_consumer_sensitive_changes_total",
+                            "Row changes of tables with sensitive columns, by class", ["database", "class"])
+SLOT_SAFE_WAL_BYTES = Gauge("pgtrail_consumer_slot_safe_wal_bytes",
+                            "WAL that may still be written before the slot is lost (max_slot_wal_keep_size)",
+                            ["database", "slot"])
+SLOT_LOST = Gauge("pgtrail_consumer_slot_lost", "1 when the slot's WAL was removed: changes are lost",
+                  ["database", "slot"])

@@ -17,6 +17,7 @@ WAL emits the same events in the same order, so ids (schemas/ids.py) repeat exac
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -111,6 +112,10 @@ class Normalizer:
         self.prefix = prefix
         self.rows_untracked = 0  # row changes of untracked tables, skipped by design
         self._txn: _Txn | None = None
+        # Script executions started and not yet finished, by backend pid: DDL that one of them runs
+        # is linked to it; any other DDL is flagged as untracked. Bounded: a session that never
+        # finishes its execution cannot grow this without end.
+        self._open_executions: OrderedDict[int, UUID] = OrderedDict()
 
     # ------------------------------------------------------------------ entry point
     def feed(self, change: Change) -> Iterator[Event]:
@@ -245,6 +250,7 @@ class Normalizer:
                 yield OperationEvent(event_id=eid, source=source, actor=actor, payload=payload)
             elif kind == "script":
                 payload = ScriptPayload(**{k: v for k, v in body.items() if k in _SCRIPT_FIELDS})
+                self._note_execution(payload, actor)
                 yield ScriptEvent(event_id=eid, source=source, actor=actor, payload=payload)
             elif kind == "heartbeat":
                 yield HeartbeatEvent(event_id=eid, source=source, actor=actor,
@@ -253,6 +259,18 @@ class Normalizer:
                 raise Poison(f"pgtrail message at {msg.lsn} has unknown kind {kind!r}")
         except (KeyError, ValueError, TypeError) as exc:
             raise Poison(f"pgtrail {kind} message at {msg.lsn} is incomplete: {exc!s}") from exc
+
+    def _note_execution(self, payload: ScriptPayload, actor: Actor | None) -> None:
+        pid = actor.backend_pid if actor else None
+        if pid is None:
+            return
+        if payload.status == "started":
+            self._open_executions[pid] = payload.execution_id
+            self._open_executions.move_to_end(pid)
+            while len(self._open_executions) > 10000:
+                self._open_executions.popitem(last=False)
+        elif self._open_executions.get(pid) == payload.execution_id:
+            del self._open_executions[pid]
 
     def _ddl(self, body: dict[str, Any], source: Source, eid: UUID, actor: Actor | None) -> DdlEvent:
         definition = body.get("definition")
@@ -268,8 +286,13 @@ class Normalizer:
                     col["classification"] = sorted(rule.categories)
                     col["policy"] = rule.policy
                     categories.update(rule.categories)
+        execution = self._open_executions.get(actor.backend_pid) if actor and actor.backend_pid else None
+        # GLOBAL OBJECTS CHANGED is detected, not run: it has no session to attribute.
+        detected = body.get("detected_by") is not None
         payload = DdlPayload(command_tag=body["command_tag"], object_type=body.get("object_type"),
                              schema_name=body.get("schema_name"), object_identity=body.get("object_identity"),
+                             parent_identity=body.get("parent_identity"),
                              statement=body.get("statement"), definition=definition,
-                             rewrite=bool(body.get("rewrite")), cascade=bool(body.get("cascade")))
+                             rewrite=bool(body.get("rewrite")), cascade=bool(body.get("cascade")),
+                             execution_id=execution, untracked=execution is None and not detected)
         return DdlEvent(event_id=eid, source=source, actor=actor, tags=tags_for(categories), payload=payload)

@@ -21,7 +21,7 @@ from consumer.source import SourceSession
 from consumer.stream import ReplicationStream
 from pgtrail.errors import Fatal, Poison, Retryable, classify_kafka
 from publisher.base import Publisher
-from schemas import HeartbeatEvent, SecurityEvent
+from schemas import DdlEvent, DmlEvent, HeartbeatEvent, SecurityEvent
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +109,14 @@ class CaptureService:
     def _heartbeat(self) -> None:
         try:
             self.session.heartbeat()
+            status, safe = self.session.slot_status(self.slot)
         except Retryable as exc:  # a missed heartbeat shows as a stale one; the stream goes on
             metrics.ERRORS.labels(self.database, "retryable").inc()
             log.warning("heartbeat failed: %s", exc)
+            return
+        metrics.SLOT_LOST.labels(self.database, self.slot).set(1 if status == "lost" else 0)
+        if safe is not None:
+            metrics.SLOT_SAFE_WAL_BYTES.labels(self.database, self.slot).set(safe)
 
     def _handle(self, payload: bytes, unit, db: str):
         try:
@@ -133,6 +138,13 @@ class CaptureService:
                     now = time.time()
                     metrics.HEARTBEAT_RTT.labels(db).set(max(0.0, now - event.payload.sent_at))
                     metrics.LAST_HEARTBEAT.labels(db).set(now)
+                elif isinstance(event, DdlEvent):
+                    if event.payload.untracked:
+                        metrics.UNTRACKED_DDL.labels(db).inc()
+                elif isinstance(event, DmlEvent):
+                    for tag in event.tags:
+                        if tag in ("PII", "PHI", "FINANCIAL"):
+                            metrics.SENSITIVE_CHANGES.labels(db, tag).inc()
                 elif isinstance(event, SecurityEvent):
                     metrics.SECURITY_EVENTS.labels(db).inc()
                     log.warning("security event in %s at %s: %s", db, event.source.change_lsn, event.payload.reason)

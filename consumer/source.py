@@ -41,6 +41,16 @@ class SourceSession:
             raise Fatal(f"no signing key in {describe_dsn(self.dsn)}: run `pgtrail install source`")
         return {int(kid): bytes(key) for kid, key in rows}
 
+    def slot_status(self, slot: str) -> tuple[str | None, int | None]:
+        """(wal_status, safe_wal_size) of the slot, from pg_replication_slots."""
+        try:
+            row = self._connection().execute(
+                "select wal_status, safe_wal_size from pg_replication_slots where slot_name = %s", (slot,)).fetchone()
+        except psycopg.Error as exc:
+            self.close()
+            raise classify_sqlstate(exc.sqlstate)(f"slot status: {str(exc).strip().splitlines()[0]}") from exc
+        return (row[0], row[1]) if row else (None, None)
+
     def heartbeat(self) -> None:
         try:
             self._connection().execute("select script_tracking.heartbeat()")

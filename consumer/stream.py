@@ -97,6 +97,8 @@ class ReplicationStream:
                     raise Fatal(f"slot {self.slot!r} uses plugin {row[0]!r}, not wal2json: choose another "
                                 "PGTRAIL_SLOT or drop that slot")
                 if row and row[1] == "lost":
+                    from consumer import metrics
+                    metrics.SLOT_LOST.labels(conn.get_dsn_parameters().get("dbname", "?"), self.slot).set(1)
                     raise Fatal(f"slot {self.slot!r} is lost (its WAL was removed by max_slot_wal_keep_size): "
                                 "changes since its last confirmed position cannot be read; drop and recreate "
                                 "the slot and re-baseline")

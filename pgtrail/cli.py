@@ -137,6 +137,78 @@ def cmd_history(args) -> int:
     return 0
 
 
+def cmd_show(args) -> int:
+    import json
+
+    from pgtrail import schema_diff
+    from pgtrail.install import connect
+    from sink.settings import SinkSettings
+    at = schema_diff.parse_time(args.at)
+    with connect(args.dsn or SinkSettings().vault_dsn.get_secret_value(), "vault") as conn:
+        found = schema_diff.definition_at(conn, args.object, at, args.database)
+    if found is None:
+        print(f"{args.object}: no definition in the vault at {at.isoformat()}")
+        return 1
+    if args.json:
+        print(json.dumps(found, default=str, indent=1))
+    else:
+        state = " (dropped)" if found["dropped"] else ""
+        print(f"-- {args.object} in {found['database']} as of {found['effective_at'].isoformat()}{state}")
+        print("\n".join(schema_diff.render(found["definition"])))
+    return 0
+
+
+def cmd_diff(args) -> int:
+    from pgtrail import schema_diff
+    from pgtrail.install import connect
+    from sink.settings import SinkSettings
+    t1, t2 = schema_diff.parse_time(args.from_), schema_diff.parse_time(args.to)
+    with connect(args.dsn or SinkSettings().vault_dsn.get_secret_value(), "vault") as conn:
+        before = schema_diff.definition_at(conn, args.object, t1, args.database)
+        after = schema_diff.definition_at(conn, args.object, t2, args.database)
+    print(schema_diff.diff(args.object, before, after, t1, t2))
+    return 0
+
+
+def cmd_dashboard(args) -> int:
+    from pgtrail import reports
+    from pgtrail.install import connect
+    from sink.settings import SinkSettings
+    with connect(args.dsn or SinkSettings().vault_dsn.get_secret_value(), "vault") as conn:
+        rows = reports.dashboard(conn, args.days)
+    print(reports.render_json(rows) if args.json else reports.render_dashboard(rows))
+    return 0
+
+
+def cmd_executions(args) -> int:
+    from pgtrail import reports
+    from pgtrail.install import connect
+    from sink.settings import SinkSettings
+    with connect(args.dsn or SinkSettings().vault_dsn.get_secret_value(), "vault") as conn:
+        rows = reports.executions(conn, args.limit, args.script, args.status, args.tenant)
+    print(reports.render_json(rows) if args.json else reports.render_rows(rows, reports.EXECUTION_COLUMNS))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from pgtrail import reports
+    from pgtrail.install import connect
+    from sink.settings import SinkSettings
+    with connect(args.dsn or SinkSettings().vault_dsn.get_secret_value(), "vault") as conn:
+        html = reports.html_report(conn, args.days)
+    with open(args.output, "w", encoding="utf-8") as fh:
+        fh.write(html)
+    print(f"report written to {args.output}")
+    return 0
+
+
+def cmd_tail(args) -> int:
+    from pgtrail import tail
+    from publisher import KafkaSettings
+    return tail.follow(KafkaSettings(), args.kind, args.database, args.object, args.json, args.from_beginning,
+                       args.max_events)
+
+
 def cmd_demo(args) -> int:
     from pgtrail.demo import run_demo
     return run_demo(timeout=args.timeout)
@@ -170,6 +242,53 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--dsn", help="vault DSN; overrides PGTRAIL_VAULT_DSN")
     s.set_defaults(func=cmd_history)
+
+    def vault_dsn_and_json(p):
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument("--dsn", help="vault DSN; overrides PGTRAIL_VAULT_DSN")
+
+    s = sub.add_parser("show", help="an object's definition at a point in time (from the vault)")
+    s.add_argument("object", help="identity as PostgreSQL prints it, e.g. public.customers")
+    s.add_argument("--at", help="ISO 8601 time; default now")
+    s.add_argument("--database")
+    vault_dsn_and_json(s)
+    s.set_defaults(func=cmd_show)
+
+    s = sub.add_parser("diff", help="how an object's definition changed between two points in time")
+    s.add_argument("object")
+    s.add_argument("--from", dest="from_", required=True, help="ISO 8601 time")
+    s.add_argument("--to", help="ISO 8601 time; default now")
+    s.add_argument("--database")
+    s.add_argument("--dsn", help="vault DSN; overrides PGTRAIL_VAULT_DSN")
+    s.set_defaults(func=cmd_diff)
+
+    s = sub.add_parser("dashboard", help="the enterprise dashboard (script_tracking.get_enterprise_dashboard)")
+    s.add_argument("--days", type=int, default=30)
+    vault_dsn_and_json(s)
+    s.set_defaults(func=cmd_dashboard)
+
+    s = sub.add_parser("executions", help="script execution history (script_tracking.get_execution_history)")
+    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--script")
+    s.add_argument("--status", choices=["started", "completed", "failed"])
+    s.add_argument("--tenant")
+    vault_dsn_and_json(s)
+    s.set_defaults(func=cmd_executions)
+
+    s = sub.add_parser("report", help="write an HTML page: timeline of changes per database and the dashboard")
+    s.add_argument("-o", "--output", default="pgtrail-report.html")
+    s.add_argument("--days", type=int, default=30)
+    s.add_argument("--dsn", help="vault DSN; overrides PGTRAIL_VAULT_DSN")
+    s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("tail", help="follow events live from Kafka")
+    s.add_argument("--kind", action="append", help="ddl, dml, operation, script, heartbeat, security (repeatable)")
+    s.add_argument("--database")
+    s.add_argument("--object", help="schema.table or another object identity")
+    s.add_argument("--json", action="store_true", help="one JSON event per line")
+    s.add_argument("--from-beginning", action="store_true")
+    s.add_argument("--max-events", type=int, default=0, help="stop after this many (0: follow forever)")
+    s.set_defaults(func=cmd_tail)
 
     s = sub.add_parser("demo", help="run the demo workload on the source and show what reached the vault")
     s.add_argument("--timeout", type=float, default=90.0)

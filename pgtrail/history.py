@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+
+from pgtrail import tables
 
 _QUERY = """
 select event_id, kind, commit_time, commit_lsn::text as commit_lsn, position, database_name, object_identity,
@@ -29,7 +30,9 @@ def fetch(conn: psycopg.Connection, object_name: str | None = None, database: st
 
 def _detail(row: dict[str, Any]) -> str:
     if row["kind"] == "ddl":
-        return " ".join((row["statement"] or "").split())
+        via = f"[{row['operation_name']} {row['ticket_number'] or ''}]".replace(" ]", "]") + " " \
+            if row.get("operation_name") else ""
+        return via + " ".join((row["statement"] or "").split())
     if row["kind"] == "dml":
         return "pk " + json.dumps(row["primary_key"], separators=(",", ":"))
     if row["kind"] == "script":
@@ -42,27 +45,16 @@ def _detail(row: dict[str, Any]) -> str:
     return f"operation {row['operation_name']!r}{status}"
 
 
-def render_table(rows: list[dict[str, Any]], width: int = 60) -> str:
-    if not rows:
-        return "(no events in the vault yet)"
-    headers = ["time (UTC)", "db", "kind", "action", "object", "who", "app", "tenant", "tags", "detail"]
-    table = []
-    for r in rows:
-        t = r["commit_time"]
-        detail = _detail(r)
-        table.append([
-            t.strftime("%Y-%m-%d %H:%M:%S") if isinstance(t, datetime) else "-",
-            r["database_name"] or "-", r["kind"], r["action"] or "-", r["object_identity"] or "-",
-            r["session_user_name"] or "?", r["application_name"] or "-", r["tenant_id"] or "-",
-            ",".join(r["tags"] or ()) or "-",
-            detail if len(detail) <= width else detail[: width - 1] + "…",
-        ])
-    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    out = [line(headers), line(["-" * w for w in widths])]
-    out.extend(line(row) for row in table)
-    return "\n".join(out)
+COLUMNS = [
+    ("time (UTC)", "commit_time"), ("db", "database_name"), ("kind", "kind"), ("action", "action"),
+    ("object", "object_identity"), ("who", "session_user_name"), ("app", "application_name"),
+    ("tenant", "tenant_id"), ("tags", "tags"), ("detail", _detail),
+]
+
+
+def render_table(rows: list[dict[str, Any]]) -> str:
+    return tables.render(rows, COLUMNS, empty="(no events in the vault yet)")
 
 
 def render_json(rows: list[dict[str, Any]]) -> str:
-    return json.dumps(rows, default=str, indent=1)
+    return tables.to_json(rows)

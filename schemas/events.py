@@ -70,6 +70,9 @@ class DdlPayload(_Model):
     definition: dict[str, Any] | None = Field(None, description="the object after the change; null after DROP")
     rewrite: bool = Field(False, description="the command rewrote the table (table_rewrite fired)")
     cascade: bool = Field(False, description="dropped because something it depended on was dropped")
+    parent_identity: str | None = Field(None, description="the table of a column-level change (COMMENT ON COLUMN)")
+    execution_id: UUID | None = Field(None, description="the tracked script or migration that ran this DDL")
+    untracked: bool = Field(False, description="no tracked script or migration was running in the session")
 
 
 class DdlEvent(_EventBase):

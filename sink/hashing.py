@@ -6,13 +6,17 @@ hash_key(part1, part2, ...):
   2. parts are joined with the delimiter '||';
   3. the result is encoded as UTF-8 and hashed with SHA-256; the key is the 32-byte digest.
 
-PostgreSQL identifiers are case-sensitive once quoted, so database and object names are hashed as
-they are; UUIDs are case-insensitive. The golden vectors in tests/unit/test_hashing.py pin this
+PostgreSQL identifiers are case-sensitive once quoted, so database, object, role and script names
+are hashed as they are; UUIDs and tenant ids are case-insensitive.
+
+hash_diff(document): the SHA-256 of the document's canonical JSON (keys sorted, no whitespace,
+UTF-8); None hashes as the null token. A satellite stores a new row only when it differs. The golden vectors in tests/unit/test_hashing.py pin this
 standard: changing it would orphan every key already in a vault.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 NULL_TOKEN = "^^"
@@ -45,3 +49,22 @@ def hk_event(event_id: Any) -> bytes:
 
 def hk_link(*hub_keys: bytes) -> bytes:
     return hash_key(*(k.hex() for k in hub_keys), case_insensitive=True)
+
+
+def hk_actor(system_id: str, role_name: str) -> bytes:
+    return hash_key(system_id, role_name)
+
+
+def hk_tenant(tenant_id: str) -> bytes:
+    return hash_key(tenant_id, case_insensitive=True)
+
+
+def hk_script(script_name: str) -> bytes:
+    return hash_key(script_name)
+
+
+def hash_diff(document: Any) -> bytes:
+    if document is None:
+        return hashlib.sha256(NULL_TOKEN.encode()).digest()
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).digest()

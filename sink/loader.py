@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Iterable, Protocol
+from typing import Any, Iterable, Protocol
 from uuid import UUID
 
 import psycopg
 
 from schemas import DdlEvent, DmlEvent, Event, HeartbeatEvent, OperationEvent, ScriptEvent, SecurityEvent
-from sink.hashing import hk_database, hk_event, hk_link, hk_object
+from sink.hashing import hash_diff, hk_actor, hk_database, hk_event, hk_link, hk_object, hk_script, hk_tenant
 
 _PLAIN_IDENT = re.compile(r"^[a-z_][a-z0-9_$]*$")
 
@@ -24,7 +24,8 @@ def object_identity(event: Event) -> str:
     if isinstance(event, DmlEvent):
         return f"{quote_ident(event.payload.schema_name)}.{quote_ident(event.payload.table)}"
     if isinstance(event, DdlEvent):
-        return event.payload.object_identity or event.payload.command_tag.lower()
+        # a column's comment or default is a change of its table
+        return event.payload.parent_identity or event.payload.object_identity or event.payload.command_tag.lower()
     if isinstance(event, OperationEvent):
         return f"operation:{event.payload.name}"
     if isinstance(event, ScriptEvent):
@@ -52,15 +53,40 @@ _SQL = {
                     "values (%s, %s, %s, %s) on conflict do nothing",
     "hub_object": "insert into vault.hub_object (hk_object, system_id, database_name, object_identity, record_source) "
                   "values (%s, %s, %s, %s, %s) on conflict do nothing",
+    "hub_actor": "insert into vault.hub_actor (hk_actor, system_id, role_name, record_source) values (%s, %s, %s, %s) "
+                 "on conflict do nothing",
+    "hub_tenant": "insert into vault.hub_tenant (hk_tenant, tenant_id, record_source) values (%s, %s, %s) "
+                  "on conflict do nothing",
+    "hub_script": "insert into vault.hub_script (hk_script, script_name, record_source) values (%s, %s, %s) "
+                  "on conflict do nothing",
     "link_event_object": "insert into vault.link_event_object (hk_event_object, hk_event, hk_object, hk_database, "
+                         "record_source) values (%s, %s, %s, %s, %s) on conflict do nothing",
+    "link_event_actor": "insert into vault.link_event_actor (hk_event_actor, hk_event, hk_actor, record_source) "
+                        "values (%s, %s, %s, %s) on conflict do nothing",
+    "link_event_tenant": "insert into vault.link_event_tenant (hk_event_tenant, hk_event, hk_tenant, record_source) "
+                         "values (%s, %s, %s, %s) on conflict do nothing",
+    "link_script_event": "insert into vault.link_script_event (hk_script_event, hk_script, hk_event, execution_id, "
                          "record_source) values (%s, %s, %s, %s, %s) on conflict do nothing",
     "sat_event": "insert into vault.sat_event (hk_event, kind, schema_version, xid, commit_lsn, change_lsn, position, "
                  "commit_time, session_user_name, current_user_name, application_name, client_addr, backend_pid, "
                  "tenant_id, tags, record_source) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
                  "%s, %s) on conflict do nothing",
     "sat_ddl": "insert into vault.sat_ddl (hk_event, command_tag, object_type, schema_name, object_identity, "
-               "statement, definition, rewrite, cascade_drop, record_source) "
-               "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
+               "statement, definition, rewrite, cascade_drop, parent_identity, execution_id, untracked, record_source) "
+               "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
+    # History satellites: a row only when the hash diff differs from the object's previous row.
+    "sat_object_definition": (
+        "insert into vault.sat_object_definition (hk_object, hk_event, effective_at, commit_lsn, position, hash_diff, "
+        "dropped, definition, record_source) select %(hk_object)s, %(hk_event)s, %(at)s, %(lsn)s, %(pos)s, %(diff)s, "
+        "%(dropped)s, %(doc)s, %(src)s where (select p.hash_diff from vault.sat_object_definition p "
+        "where p.hk_object = %(hk_object)s and (p.commit_lsn, p.position) < (%(lsn)s::pg_lsn, %(pos)s) "
+        "order by p.commit_lsn desc, p.position desc limit 1) is distinct from %(diff)s on conflict do nothing"),
+    "sat_object_compliance": (
+        "insert into vault.sat_object_compliance (hk_object, hk_event, effective_at, commit_lsn, position, hash_diff, "
+        "tags, columns, record_source) select %(hk_object)s, %(hk_event)s, %(at)s, %(lsn)s, %(pos)s, %(diff)s, "
+        "%(tags)s, %(doc)s, %(src)s where (select p.hash_diff from vault.sat_object_compliance p "
+        "where p.hk_object = %(hk_object)s and (p.commit_lsn, p.position) < (%(lsn)s::pg_lsn, %(pos)s) "
+        "order by p.commit_lsn desc, p.position desc limit 1) is distinct from %(diff)s on conflict do nothing"),
     "sat_row_change": "insert into vault.sat_row_change (hk_event, operation, schema_name, table_name, primary_key, "
                       "new_values, old_values, changed_columns, redacted, record_source) "
                       "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
@@ -76,7 +102,10 @@ _SQL = {
                           "content, content_bytes, record_source) values (%s, %s, %s, %s, %s, %s, %s, %s) "
                           "on conflict do nothing",
 }
-_ORDER = list(_SQL)  # hubs before links and satellites (foreign keys)
+_HUBS = ["hub_database", "hub_object", "hub_actor", "hub_tenant", "hub_script"]
+_AFTER_EVENTS = [name for name in _SQL if name not in _HUBS]  # links and satellites (foreign keys)
+# Object histories depend on the order of their rows: loaded in WAL order, never deduplicated away.
+_ORDERED = {"sat_object_definition", "sat_object_compliance"}
 _HUB_EVENT = ("insert into vault.hub_event (hk_event, event_id, record_source) "
               "select * from unnest(%s::bytea[], %s::uuid[], %s::text[]) on conflict do nothing returning event_id")
 
@@ -87,7 +116,7 @@ def _jsonb(value) -> str | None:
 
 def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tuple]]:
     """Pure: the vault rows a batch of events becomes. Duplicates within a batch are removed."""
-    rows: dict[str, dict[bytes, tuple]] = {name: {} for name in (*_SQL, "hub_event")}
+    rows: dict[str, dict[bytes, Any]] = {name: {} for name in (*_SQL, "hub_event")}
     for ev in events:
         src, actor = ev.source, ev.actor
         hdb = hk_database(src.system_id, src.database)
@@ -99,6 +128,16 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
         rows["hub_event"][hev] = (hev, ev.event_id, record_source)
         hl = hk_link(hev, hobj)
         rows["link_event_object"][hl] = (hl, hev, hobj, hdb, record_source)
+        if actor is not None and actor.session_user:
+            ha = hk_actor(src.system_id, actor.session_user)
+            rows["hub_actor"][ha] = (ha, src.system_id, actor.session_user, record_source)
+            hl = hk_link(hev, ha)
+            rows["link_event_actor"][hl] = (hl, hev, ha, record_source)
+        if actor is not None and actor.tenant_id:
+            ht = hk_tenant(actor.tenant_id)
+            rows["hub_tenant"][ht] = (ht, actor.tenant_id, record_source)
+            hl = hk_link(hev, ht)
+            rows["link_event_tenant"][hl] = (hl, hev, ht, record_source)
         rows["sat_event"][hev] = (
             hev, ev.kind, ev.schema_version, src.xid, src.commit_lsn, src.change_lsn, src.position,
             src.commit_time, actor and actor.session_user, actor and actor.current_user,
@@ -107,7 +146,21 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
         p = ev.payload
         if isinstance(ev, DdlEvent):
             rows["sat_ddl"][hev] = (hev, p.command_tag, p.object_type, p.schema_name, p.object_identity,
-                                    p.statement, _jsonb(p.definition), p.rewrite, p.cascade, record_source)
+                                    p.statement, _jsonb(p.definition), p.rewrite, p.cascade, p.parent_identity,
+                                    p.execution_id, p.untracked, record_source)
+            if p.execution_id is not None:
+                _link_script(rows, None, p.execution_id, hev, record_source)
+            if src.commit_lsn is not None and (p.definition is not None or p.command_tag.startswith("DROP")):
+                dropped = p.definition is None
+                common = {"hk_object": hobj, "hk_event": hev, "at": src.commit_time, "lsn": src.commit_lsn,
+                          "pos": src.position, "src": record_source}
+                rows["sat_object_definition"][hev] = {
+                    **common, "diff": hash_diff(p.definition), "dropped": dropped, "doc": _jsonb(p.definition)}
+                columns = _classified_columns(p.definition)
+                if columns is not None:
+                    rows["sat_object_compliance"][hev] = {
+                        **common, "diff": hash_diff([ev.tags, columns]), "tags": list(ev.tags),
+                        "doc": _jsonb(columns)}
         elif isinstance(ev, DmlEvent):
             rows["sat_row_change"][hev] = (hev, p.operation, p.schema_name, p.table, _jsonb(p.primary_key),
                                            _jsonb(p.new), _jsonb(p.old), list(p.changed_columns),
@@ -116,6 +169,8 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
             rows["sat_operation"][hev] = (hev, p.operation_id, p.name, p.operation_type, p.status, p.duration_ms,
                                           _jsonb(p.details), p.error, p.error_state, record_source)
         elif isinstance(ev, ScriptEvent):
+            if p.script_name:
+                _link_script(rows, p.script_name, p.execution_id, hev, record_source)
             rows["sat_script_execution"][hev] = (
                 hev, p.execution_id, p.status, p.script_name, p.script_type, p.category, p.file_path, p.version,
                 p.checksum, p.size_bytes, p.business_justification, p.ticket_number, p.rows_affected,
@@ -124,6 +179,24 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
             rows["sat_security_event"][hev] = (hev, p.reason, p.prefix, p.transactional, p.claimed_kind,
                                                p.content, p.content_bytes, record_source)
     return {name: list(r.values()) for name, r in rows.items()}
+
+
+def _link_script(rows, script_name: str | None, execution_id, hev: bytes, record_source: str) -> None:
+    """Link an event to its script. DDL knows only the execution: its script is found in the vault."""
+    if script_name is None:
+        rows["link_script_event"][hev] = ("by_execution", execution_id, hev, record_source)
+        return
+    hs = hk_script(script_name)
+    rows["hub_script"][hs] = (hs, script_name, record_source)
+    hl = hk_link(hs, hev)
+    rows["link_script_event"][hl] = (hl, hs, hev, execution_id, record_source)
+
+
+def _classified_columns(definition: dict | None) -> dict[str, Any] | None:
+    if not isinstance(definition, dict) or not isinstance(definition.get("columns"), list):
+        return None
+    return {c["name"]: {"classification": c["classification"], "policy": c.get("policy")}
+            for c in definition["columns"] if c.get("classification")}
 
 
 class VaultLoader:
@@ -141,15 +214,40 @@ class VaultLoader:
         rows = rows_for(events, self.record_source)
         with self.conn.transaction():
             with self.conn.cursor() as cur:
-                for name in _ORDER[:2]:
-                    cur.executemany(_SQL[name], rows[name])
-                hub = rows["hub_event"]
+                # sorted keys: concurrent sinks take row locks in one order, so they do not deadlock
+                for name in _HUBS:
+                    if rows[name]:
+                        cur.executemany(_SQL[name], sorted(rows[name]))
+                hub = sorted(rows["hub_event"])
                 cur.execute(_HUB_EVENT, ([r[0] for r in hub], [r[1] for r in hub], [r[2] for r in hub]))
                 new = {row[0] for row in cur.fetchall()}
-                for name in _ORDER[2:]:
+                self._resolve_script_links(cur, rows["link_script_event"], rows["sat_script_execution"])
+                for name in _AFTER_EVENTS:
                     if rows[name]:
-                        cur.executemany(_SQL[name], rows[name])
+                        batch = rows[name] if name in _ORDERED else sorted(rows[name])
+                        cur.executemany(_SQL[name], batch)
         return new
+
+    def _resolve_script_links(self, cur, links: list[tuple], executions: list[tuple]) -> None:
+        """DDL run by a script knows the execution id; its script name comes from the execution's
+        start: in this batch, or loaded before (same session, earlier in the WAL)."""
+        pending = [link for link in links if link[0] == "by_execution"]
+        if not pending:
+            return
+        links[:] = [link for link in links if link[0] != "by_execution"]
+        names = {row[1]: row[3] for row in executions if row[3]}  # execution_id -> script_name
+        missing = [link[1] for link in pending if link[1] not in names]
+        if missing:
+            cur.execute("select distinct on (execution_id) execution_id, script_name from vault.sat_script_execution "
+                        "where execution_id = any(%s) and script_name is not null", (missing,))
+            names.update(dict(cur.fetchall()))
+        for _, execution_id, hev, source in pending:
+            name = names.get(execution_id)
+            if name is None:
+                continue  # the start is not in the vault (yet): the DDL keeps its execution id in sat_ddl
+            hs = hk_script(name)
+            cur.execute(_SQL["hub_script"], (hs, name, source))
+            links.append((hk_link(hs, hev), hs, hev, execution_id, source))
 
     def close(self) -> None:
         self.conn.close()

@@ -176,6 +176,8 @@ begin
             'object_type', r.object_type,
             'schema_name', r.schema_name,
             'object_identity', r.object_identity,
+            -- a column's comment or default belongs to its table's history
+            'parent_identity', case when r.objsubid <> 0 then (pg_identify_object(r.classid, r.objid, 0)).identity end,
             'statement', current_query(),
             'definition', script_tracking.object_definition(r.classid, r.objid),
             'rewrite', position(',' || r.objid || ',' in rewritten) > 0,
