@@ -169,8 +169,7 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
             rows["sat_operation"][hev] = (hev, p.operation_id, p.name, p.operation_type, p.status, p.duration_ms,
                                           _jsonb(p.details), p.error, p.error_state, record_source)
         elif isinstance(ev, ScriptEvent):
-            if p.script_name:
-                _link_script(rows, p.script_name, p.execution_id, hev, record_source)
+            _link_script(rows, p.script_name, p.execution_id, hev, record_source)
             rows["sat_script_execution"][hev] = (
                 hev, p.execution_id, p.status, p.script_name, p.script_type, p.category, p.file_path, p.version,
                 p.checksum, p.size_bytes, p.business_justification, p.ticket_number, p.rows_affected,

@@ -121,32 +121,39 @@ create table if not exists vault.tenant_reader (
     tenant_id text not null
 );
 
+-- Each reader may read its own mapping only (row-level security on the mapping itself), so the
+-- lookup runs with the reader's own current_user.
+alter table vault.tenant_reader enable row level security;
+drop policy if exists own_row on vault.tenant_reader;
+create policy own_row on vault.tenant_reader for select using (role_name = current_user::text);
+
 create or replace function vault.reader_tenant()
 returns text
-language sql stable security definer
+language sql stable
 set search_path = pg_catalog, pg_temp
 as $$ select tenant_id from vault.tenant_reader where role_name = current_user::text $$;
 
-create or replace function vault.create_tenant_reader(role_name text, tenant_id text, password text default null)
+drop function if exists vault.create_tenant_reader(text, text, text);
+create function vault.create_tenant_reader(reader text, tenant text, password text default null)
 returns text
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if tenant_id is null or btrim(tenant_id) = '' then
+    if tenant is null or btrim(tenant) = '' then
         raise exception 'create_tenant_reader: tenant id must not be empty' using errcode = '22023';
     end if;
-    if not exists (select 1 from pg_roles where rolname = role_name) then
+    if not exists (select 1 from pg_roles where rolname = reader) then
         if password is null then
-            execute format('create role %I nologin', role_name);
+            execute format('create role %I nologin', reader);
         else
-            execute format('create role %I login password %L', role_name, password);
+            execute format('create role %I login password %L', reader, password);
         end if;
     end if;
-    execute format('grant pgtrail_vault_reader to %I', role_name);
-    insert into vault.tenant_reader (role_name, tenant_id) values (role_name, tenant_id)
+    execute format('grant pgtrail_vault_reader to %I', reader);
+    insert into vault.tenant_reader as t (role_name, tenant_id) values (reader, tenant)
         on conflict (role_name) do update set tenant_id = excluded.tenant_id;
-    return format('%s reads tenant %s', quote_ident(role_name), tenant_id);
+    return format('%s reads tenant %s', quote_ident(reader), tenant);
 end
 $$;
 
@@ -159,7 +166,6 @@ end
 $$;
 grant usage on schema vault to pgtrail_vault_reader;
 grant select on all tables in schema vault to pgtrail_vault_reader;
-revoke select on vault.tenant_reader from pgtrail_vault_reader;
 
 do $$
 declare

@@ -57,8 +57,11 @@ def test_ddl_carries_statement_definition_and_tags(tracked_lines):
     assert "classification" not in cols["id"]
     assert create.payload.definition["constraints"][0]["definition"] == "PRIMARY KEY (id)"
     assert set(create.tags) == {"PII", "FINANCIAL", "GDPR", "SOX"}
-    tags = [d.payload.command_tag for d in ddl]
-    assert tags.count("DROP TABLE") == 1 and tags[-1] == "DROP TABLE"
+    drops = [(d.payload.object_identity, d.payload.cascade) for d in ddl if d.payload.command_tag == "DROP TABLE"]
+    assert drops == [("public.accounts", False), ("public.accounts_pkey", True),
+                     ("pgtrail_context on public.accounts", True)]
+    comment = next(d for d in ddl if d.payload.command_tag == "COMMENT")
+    assert comment.payload.parent_identity == "public.accounts"
     alter = [d for d in ddl if d.payload.command_tag == "ALTER TABLE"]
     assert len(alter) == 1  # ALTER ... DROP COLUMN: one event, not one per trigger
     assert "note" not in {c["name"] for c in alter[0].payload.definition["columns"]}
