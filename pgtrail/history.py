@@ -12,7 +12,7 @@ from pgtrail import tables
 _QUERY = """
 select event_id, kind, commit_time, commit_lsn::text as commit_lsn, position, database_name, object_identity,
        session_user_name, application_name, client_addr, tenant_id, action, statement, primary_key,
-       operation_name, status, error, ticket_number, tags
+       operation_name, status, error, ticket_number, untracked, execution_id, tags
   from vault.event_history
  where (%(object)s::text is null or object_identity = %(object)s or object_identity like '%%.' || %(object)s)
    and (%(database)s::text is null or database_name = %(database)s)

@@ -80,7 +80,9 @@ class DdlEvent(_EventBase):
     payload: DdlPayload
 
     def object_key(self) -> str:
-        return f"{self.source.database}.{self.payload.object_identity or self.payload.command_tag}"
+        # a column-level change goes with its table, so one table's events stay in one partition, in order
+        p = self.payload
+        return f"{self.source.database}.{p.parent_identity or p.object_identity or p.command_tag}"
 
 
 class DmlPayload(_Model):

@@ -325,7 +325,7 @@ as $$
     select 'failures', 'security events (untrusted messages)', count(*)::float8, null
       from vault.sat_security_event x join ev using (hk_event)
     union all
-    select 'untracked DDL', coalesce(ddl.object_identity, ddl.command_tag), count(*)::float8,
+    select 'untracked DDL', coalesce(ddl.parent_identity, ddl.object_identity, ddl.command_tag), count(*)::float8,
            jsonb_build_object('last', max(ev.commit_time), 'by', jsonb_agg(distinct ev.session_user_name))
       from vault.sat_ddl ddl join ev using (hk_event) where ddl.untracked group by 2
     union all
