@@ -9,22 +9,37 @@ from psycopg.rows import dict_row
 
 from pgtrail import tables
 
-_QUERY = """
-select event_id, kind, commit_time, commit_lsn::text as commit_lsn, position, database_name, object_identity,
+_COLUMNS = """event_id, kind, commit_time, commit_lsn::text as commit_lsn, position, database_name, object_identity,
        session_user_name, application_name, client_addr, tenant_id, action, statement, primary_key,
-       operation_name, status, error, ticket_number, untracked, execution_id, tags
-  from vault.event_history
- where (%(object)s::text is null or object_identity = %(object)s or object_identity like '%%.' || %(object)s)
+       operation_name, status, error, ticket_number, untracked, execution_id, tags"""
+
+# One object's (or database's) events: found through the link's index on the object.
+_BY_OBJECT = f"""
+select {_COLUMNS} from (
+    select * from vault.event_history
+     where (object_identity = %(object)s or object_identity like '%%.' || %(object)s)
+       and (%(database)s::text is null or database_name = %(database)s)
+     order by commit_time desc nulls last, commit_lsn desc, position desc
+     limit %(limit)s) latest
+ order by commit_time nulls first, commit_lsn, position
+"""
+
+# The whole vault: the latest events are chosen on sat_event's time index first, then joined.
+_LATEST = f"""
+select {_COLUMNS} from vault.event_history
+ where event_id in (select e.event_id from vault.sat_event s join vault.hub_event e using (hk_event)
+                     order by s.commit_time desc nulls last, s.commit_lsn desc, s.position desc limit %(limit)s)
    and (%(database)s::text is null or database_name = %(database)s)
- order by commit_time, commit_lsn, position
- limit %(limit)s
+ order by commit_time nulls first, commit_lsn, position
 """
 
 
 def fetch(conn: psycopg.Connection, object_name: str | None = None, database: str | None = None,
           limit: int = 1000) -> list[dict[str, Any]]:
+    """The latest `limit` events (of one object, when named), oldest first."""
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(_QUERY, {"object": object_name, "database": database, "limit": limit})
+        cur.execute(_BY_OBJECT if object_name else _LATEST,
+                    {"object": object_name, "database": database, "limit": limit})
         return cur.fetchall()
 
 

@@ -7,6 +7,7 @@ from typing import Any, Iterable, Protocol
 from uuid import UUID
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from schemas import DdlEvent, DmlEvent, Event, HeartbeatEvent, OperationEvent, ScriptEvent, SecurityEvent
 from sink.hashing import hash_diff, hk_actor, hk_database, hk_event, hk_link, hk_object, hk_script, hk_tenant
@@ -48,70 +49,114 @@ class Loader(Protocol):
     def close(self) -> None: ...
 
 
-_SQL = {
-    "hub_database": "insert into vault.hub_database (hk_database, system_id, database_name, record_source) "
-                    "values (%s, %s, %s, %s) on conflict do nothing",
-    "hub_object": "insert into vault.hub_object (hk_object, system_id, database_name, object_identity, record_source) "
-                  "values (%s, %s, %s, %s, %s) on conflict do nothing",
-    "hub_actor": "insert into vault.hub_actor (hk_actor, system_id, role_name, record_source) values (%s, %s, %s, %s) "
-                 "on conflict do nothing",
-    "hub_tenant": "insert into vault.hub_tenant (hk_tenant, tenant_id, record_source) values (%s, %s, %s) "
-                  "on conflict do nothing",
-    "hub_script": "insert into vault.hub_script (hk_script, script_name, record_source) values (%s, %s, %s) "
-                  "on conflict do nothing",
-    "link_event_object": "insert into vault.link_event_object (hk_event_object, hk_event, hk_object, hk_database, "
-                         "record_source) values (%s, %s, %s, %s, %s) on conflict do nothing",
-    "link_event_actor": "insert into vault.link_event_actor (hk_event_actor, hk_event, hk_actor, record_source) "
-                        "values (%s, %s, %s, %s) on conflict do nothing",
-    "link_event_tenant": "insert into vault.link_event_tenant (hk_event_tenant, hk_event, hk_tenant, record_source) "
-                         "values (%s, %s, %s, %s) on conflict do nothing",
-    "link_script_event": "insert into vault.link_script_event (hk_script_event, hk_script, hk_event, execution_id, "
-                         "record_source) values (%s, %s, %s, %s, %s) on conflict do nothing",
-    "sat_event": "insert into vault.sat_event (hk_event, kind, schema_version, xid, commit_lsn, change_lsn, position, "
-                 "commit_time, session_user_name, current_user_name, application_name, client_addr, backend_pid, "
-                 "tenant_id, tags, record_source) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-                 "%s, %s) on conflict do nothing",
-    "sat_ddl": "insert into vault.sat_ddl (hk_event, command_tag, object_type, schema_name, object_identity, "
-               "statement, definition, rewrite, cascade_drop, parent_identity, execution_id, untracked, record_source) "
-               "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
-    # History satellites: a row only when the hash diff differs from the object's previous row.
-    "sat_object_definition": (
-        "insert into vault.sat_object_definition (hk_object, hk_event, effective_at, commit_lsn, position, hash_diff, "
-        "dropped, definition, record_source) select %(hk_object)s, %(hk_event)s, %(at)s, %(lsn)s, %(pos)s, %(diff)s, "
-        "%(dropped)s, %(doc)s, %(src)s where (select p.hash_diff from vault.sat_object_definition p "
-        "where p.hk_object = %(hk_object)s and (p.commit_lsn, p.position) < (%(lsn)s::pg_lsn, %(pos)s) "
-        "order by p.commit_lsn desc, p.position desc limit 1) is distinct from %(diff)s on conflict do nothing"),
-    "sat_object_compliance": (
-        "insert into vault.sat_object_compliance (hk_object, hk_event, effective_at, commit_lsn, position, hash_diff, "
-        "tags, columns, record_source) select %(hk_object)s, %(hk_event)s, %(at)s, %(lsn)s, %(pos)s, %(diff)s, "
-        "%(tags)s, %(doc)s, %(src)s where (select p.hash_diff from vault.sat_object_compliance p "
-        "where p.hk_object = %(hk_object)s and (p.commit_lsn, p.position) < (%(lsn)s::pg_lsn, %(pos)s) "
-        "order by p.commit_lsn desc, p.position desc limit 1) is distinct from %(diff)s on conflict do nothing"),
-    "sat_row_change": "insert into vault.sat_row_change (hk_event, operation, schema_name, table_name, primary_key, "
-                      "new_values, old_values, changed_columns, redacted, record_source) "
-                      "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
-    "sat_operation": "insert into vault.sat_operation (hk_event, operation_id, name, operation_type, status, "
-                     "duration_ms, details, error, error_state, record_source) "
-                     "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
-    "sat_script_execution": "insert into vault.sat_script_execution (hk_event, execution_id, status, script_name, "
-                            "script_type, category, file_path, version, checksum, size_bytes, business_justification, "
-                            "ticket_number, rows_affected, duration_ms, error, error_state, failed_statement, step_at, "
-                            "record_source) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-                            "%s, %s, %s) on conflict do nothing",
-    "sat_security_event": "insert into vault.sat_security_event (hk_event, reason, prefix, transactional, claimed_kind, "
-                          "content, content_bytes, record_source) values (%s, %s, %s, %s, %s, %s, %s, %s) "
-                          "on conflict do nothing",
+# Each table: its columns and their types, in the order rows_for() builds its tuples. Rows are
+# inserted set-based, one statement per table per batch: INSERT ... SELECT FROM unnest(arrays).
+_TABLES: dict[str, list[tuple[str, str]]] = {
+    "hub_database": [("hk_database", "bytea"), ("system_id", "text"), ("database_name", "text"),
+                     ("record_source", "text")],
+    "hub_object": [("hk_object", "bytea"), ("system_id", "text"), ("database_name", "text"),
+                   ("object_identity", "text"), ("record_source", "text")],
+    "hub_actor": [("hk_actor", "bytea"), ("system_id", "text"), ("role_name", "text"), ("record_source", "text")],
+    "hub_tenant": [("hk_tenant", "bytea"), ("tenant_id", "text"), ("record_source", "text")],
+    "hub_script": [("hk_script", "bytea"), ("script_name", "text"), ("record_source", "text")],
+    "link_event_object": [("hk_event_object", "bytea"), ("hk_event", "bytea"), ("hk_object", "bytea"),
+                          ("hk_database", "bytea"), ("record_source", "text")],
+    "link_event_actor": [("hk_event_actor", "bytea"), ("hk_event", "bytea"), ("hk_actor", "bytea"),
+                         ("record_source", "text")],
+    "link_event_tenant": [("hk_event_tenant", "bytea"), ("hk_event", "bytea"), ("hk_tenant", "bytea"),
+                          ("record_source", "text")],
+    "link_script_event": [("hk_script_event", "bytea"), ("hk_script", "bytea"), ("hk_event", "bytea"),
+                          ("execution_id", "uuid"), ("record_source", "text")],
+    "sat_event": [("hk_event", "bytea"), ("kind", "text"), ("schema_version", "integer"), ("xid", "bigint"),
+                  ("commit_lsn", "pg_lsn"), ("change_lsn", "pg_lsn"), ("position", "integer"),
+                  ("commit_time", "timestamptz"), ("session_user_name", "text"), ("current_user_name", "text"),
+                  ("application_name", "text"), ("client_addr", "text"), ("backend_pid", "integer"),
+                  ("tenant_id", "text"), ("tags", "text[]"), ("record_source", "text")],
+    "sat_ddl": [("hk_event", "bytea"), ("command_tag", "text"), ("object_type", "text"), ("schema_name", "text"),
+                ("object_identity", "text"), ("statement", "text"), ("definition", "jsonb"), ("rewrite", "boolean"),
+                ("cascade_drop", "boolean"), ("parent_identity", "text"), ("execution_id", "uuid"),
+                ("untracked", "boolean"), ("record_source", "text")],
+    "sat_row_change": [("hk_event", "bytea"), ("operation", "text"), ("schema_name", "text"), ("table_name", "text"),
+                       ("primary_key", "jsonb"), ("new_values", "jsonb"), ("old_values", "jsonb"),
+                       ("changed_columns", "text[]"), ("redacted", "jsonb"), ("record_source", "text")],
+    "sat_operation": [("hk_event", "bytea"), ("operation_id", "uuid"), ("name", "text"), ("operation_type", "text"),
+                      ("status", "text"), ("duration_ms", "double precision"), ("details", "jsonb"),
+                      ("error", "text"), ("error_state", "text"), ("record_source", "text")],
+    "sat_script_execution": [("hk_event", "bytea"), ("execution_id", "uuid"), ("status", "text"),
+                             ("script_name", "text"), ("script_type", "text"), ("category", "text"),
+                             ("file_path", "text"), ("version", "text"), ("checksum", "text"),
+                             ("size_bytes", "bigint"), ("business_justification", "text"),
+                             ("ticket_number", "text"), ("rows_affected", "bigint"),
+                             ("duration_ms", "double precision"), ("error", "text"), ("error_state", "text"),
+                             ("failed_statement", "text"), ("step_at", "timestamptz"), ("record_source", "text")],
+    "sat_security_event": [("hk_event", "bytea"), ("reason", "text"), ("prefix", "text"),
+                           ("transactional", "boolean"), ("claimed_kind", "text"), ("content", "text"),
+                           ("content_bytes", "integer"), ("record_source", "text")],
 }
+# History satellites: (hk_object, hk_event, effective_at, commit_lsn, position, hash_diff, <payload...>, source).
+_HISTORY: dict[str, list[tuple[str, str]]] = {
+    "sat_object_definition": [("dropped", "boolean"), ("definition", "jsonb")],
+    "sat_object_compliance": [("tags", "text[]"), ("columns", "jsonb")],
+}
+_HISTORY_KEY = [("hk_object", "bytea"), ("hk_event", "bytea"), ("effective_at", "timestamptz"),
+                ("commit_lsn", "pg_lsn"), ("position", "integer"), ("hash_diff", "bytea")]
+
+
+def _select_list(columns: list[tuple[str, str]], alias: str = "u") -> str:
+    # text[] values travel as jsonb arrays: unnest cannot take an array of arrays of different lengths
+    return ", ".join(f"array(select jsonb_array_elements_text({alias}.{c}))" if t == "text[]" else f"{alias}.{c}"
+                     for c, t in columns)
+
+
+def _param_type(t: str) -> str:
+    return "jsonb" if t == "text[]" else t
+
+
+def _unnest(columns: list[tuple[str, str]]) -> str:
+    return (f"unnest({', '.join(f'%b::{_param_type(t)}[]' for _, t in columns)}) "
+            f"as u({', '.join(c for c, _ in columns)})")
+
+
+_SQL = {name: f"insert into vault.{name} ({', '.join(c for c, _ in cols)}) "
+              f"select {_select_list(cols)} from {_unnest(cols)} on conflict do nothing"
+        for name, cols in _TABLES.items()}
+# A history row only when its hash diff differs from the row before it in WAL order: the previous
+# row of the batch for the same object, else the object's latest row already in the vault.
+for _name, _extra in _HISTORY.items():
+    _cols = _HISTORY_KEY + _extra + [("record_source", "text")]
+    _SQL[_name] = (
+        f"insert into vault.{_name} ({', '.join(c for c, _ in _cols)}) "
+        f"select {_select_list(_cols, 'b')} from (select u.*, lag(u.hash_diff) over "
+        f"(partition by u.hk_object order by u.commit_lsn, u.position) as prev_in_batch "
+        f"from {_unnest(_cols)}) b "
+        f"where coalesce(b.prev_in_batch, (select p.hash_diff from vault.{_name} p where p.hk_object = b.hk_object "
+        f"and (p.commit_lsn, p.position) < (b.commit_lsn, b.position) "
+        f"order by p.commit_lsn desc, p.position desc limit 1)) is distinct from b.hash_diff "
+        f"on conflict do nothing")
+_TYPES = {**_TABLES, **{n: _HISTORY_KEY + e + [("record_source", "text")] for n, e in _HISTORY.items()}}
+
 _HUBS = ["hub_database", "hub_object", "hub_actor", "hub_tenant", "hub_script"]
 _AFTER_EVENTS = [name for name in _SQL if name not in _HUBS]  # links and satellites (foreign keys)
-# Object histories depend on the order of their rows: loaded in WAL order, never deduplicated away.
-_ORDERED = {"sat_object_definition", "sat_object_compliance"}
 _HUB_EVENT = ("insert into vault.hub_event (hk_event, event_id, record_source) "
-              "select * from unnest(%s::bytea[], %s::uuid[], %s::text[]) on conflict do nothing returning event_id")
+              "select * from unnest(%b::bytea[], %b::uuid[], %b::text[]) on conflict do nothing returning event_id")
 
 
-def _jsonb(value) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"), default=str)
+def _columns_of(name: str, rows: list[tuple]) -> list[list]:
+    """Rows -> one array per column, text[] values as JSON."""
+    types = _TYPES[name]
+    cols = [list(c) for c in zip(*rows)] if rows else [[] for _ in types]
+    for i, (_, t) in enumerate(types):
+        if t == "text[]":
+            cols[i] = [None if v is None else Jsonb(v) for v in cols[i]]
+    return cols
+
+
+def _jsonb(value) -> Jsonb | None:
+    return None if value is None else Jsonb(value, dumps=_dumps)
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tuple]]:
@@ -152,15 +197,13 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
                 _link_script(rows, None, p.execution_id, hev, record_source)
             if src.commit_lsn is not None and (p.definition is not None or p.command_tag.startswith("DROP")):
                 dropped = p.definition is None
-                common = {"hk_object": hobj, "hk_event": hev, "at": src.commit_time, "lsn": src.commit_lsn,
-                          "pos": src.position, "src": record_source}
-                rows["sat_object_definition"][hev] = {
-                    **common, "diff": hash_diff(p.definition), "dropped": dropped, "doc": _jsonb(p.definition)}
+                key = (hobj, hev, src.commit_time, src.commit_lsn, src.position)
+                rows["sat_object_definition"][hev] = (*key, hash_diff(p.definition), dropped,
+                                                      _jsonb(p.definition), record_source)
                 columns = _classified_columns(p.definition)
                 if columns is not None:
-                    rows["sat_object_compliance"][hev] = {
-                        **common, "diff": hash_diff([ev.tags, columns]), "tags": list(ev.tags),
-                        "doc": _jsonb(columns)}
+                    rows["sat_object_compliance"][hev] = (*key, hash_diff([ev.tags, columns]), list(ev.tags),
+                                                          _jsonb(columns), record_source)
         elif isinstance(ev, DmlEvent):
             rows["sat_row_change"][hev] = (hev, p.operation, p.schema_name, p.table, _jsonb(p.primary_key),
                                            _jsonb(p.new), _jsonb(p.old), list(p.changed_columns),
@@ -216,15 +259,14 @@ class VaultLoader:
                 # sorted keys: concurrent sinks take row locks in one order, so they do not deadlock
                 for name in _HUBS:
                     if rows[name]:
-                        cur.executemany(_SQL[name], sorted(rows[name]))
+                        cur.execute(_SQL[name], _columns_of(name, sorted(rows[name])))
                 hub = sorted(rows["hub_event"])
                 cur.execute(_HUB_EVENT, ([r[0] for r in hub], [r[1] for r in hub], [r[2] for r in hub]))
                 new = {row[0] for row in cur.fetchall()}
                 self._resolve_script_links(cur, rows["link_script_event"], rows["sat_script_execution"])
                 for name in _AFTER_EVENTS:
                     if rows[name]:
-                        batch = rows[name] if name in _ORDERED else sorted(rows[name])
-                        cur.executemany(_SQL[name], batch)
+                        cur.execute(_SQL[name], _columns_of(name, sorted(rows[name], key=lambda r: r[:2])))
         return new
 
     def _resolve_script_links(self, cur, links: list[tuple], executions: list[tuple]) -> None:
@@ -245,7 +287,7 @@ class VaultLoader:
             if name is None:
                 continue  # the start is not in the vault (yet): the DDL keeps its execution id in sat_ddl
             hs = hk_script(name)
-            cur.execute(_SQL["hub_script"], (hs, name, source))
+            cur.execute(_SQL["hub_script"], _columns_of("hub_script", [(hs, name, source)]))
             links.append((hk_link(hs, hev), hs, hev, execution_id, source))
 
     def close(self) -> None:

@@ -33,9 +33,9 @@ create table if not exists vault.hub_event (
 -- Which object an event touched, in which database.
 create table if not exists vault.link_event_object (
     hk_event_object bytea       primary key,
-    hk_event        bytea       not null references vault.hub_event,
-    hk_object       bytea       not null references vault.hub_object,
-    hk_database     bytea       not null references vault.hub_database,
+    hk_event        bytea       not null,
+    hk_object       bytea       not null,
+    hk_database     bytea       not null,
     load_ts         timestamptz not null default clock_timestamp(),
     record_source   text        not null
 );
@@ -43,7 +43,7 @@ create index if not exists link_event_object_object on vault.link_event_object (
 
 -- What every event shares: kind, position in the source's WAL, who.
 create table if not exists vault.sat_event (
-    hk_event         bytea       primary key references vault.hub_event,
+    hk_event         bytea       primary key,
     load_ts          timestamptz not null default clock_timestamp(),
     kind             text        not null,
     schema_version   integer     not null,
@@ -64,7 +64,7 @@ create table if not exists vault.sat_event (
 create index if not exists sat_event_time on vault.sat_event (commit_time);
 
 create table if not exists vault.sat_ddl (
-    hk_event        bytea       primary key references vault.hub_event,
+    hk_event        bytea       primary key,
     load_ts         timestamptz not null default clock_timestamp(),
     command_tag     text        not null,
     object_type     text,
@@ -75,7 +75,7 @@ create table if not exists vault.sat_ddl (
 );
 
 create table if not exists vault.sat_row_change (
-    hk_event        bytea       primary key references vault.hub_event,
+    hk_event        bytea       primary key,
     load_ts         timestamptz not null default clock_timestamp(),
     operation       text        not null,
     schema_name     text        not null,
@@ -88,7 +88,7 @@ create table if not exists vault.sat_row_change (
 );
 
 create table if not exists vault.sat_operation (
-    hk_event       bytea       primary key references vault.hub_event,
+    hk_event       bytea       primary key,
     load_ts        timestamptz not null default clock_timestamp(),
     operation_id   uuid        not null,
     name           text        not null,

@@ -13,7 +13,7 @@ alter table vault.sat_operation add column if not exists error_state text;
 
 -- One row per step (started, completed, failed) of a script execution.
 create table if not exists vault.sat_script_execution (
-    hk_event               bytea       primary key references vault.hub_event,
+    hk_event               bytea       primary key,
     load_ts                timestamptz not null default clock_timestamp(),
     execution_id           uuid        not null,
     status                 text        not null,
@@ -37,7 +37,7 @@ create table if not exists vault.sat_script_execution (
 create index if not exists sat_script_execution_id on vault.sat_script_execution (execution_id);
 
 create table if not exists vault.sat_security_event (
-    hk_event      bytea       primary key references vault.hub_event,
+    hk_event      bytea       primary key,
     load_ts       timestamptz not null default clock_timestamp(),
     reason        text        not null,
     prefix        text        not null,

@@ -27,8 +27,8 @@ create table if not exists vault.hub_script (
 -- ------------------------------------------------------------------ links
 create table if not exists vault.link_event_actor (
     hk_event_actor bytea       primary key,
-    hk_event       bytea       not null references vault.hub_event,
-    hk_actor       bytea       not null references vault.hub_actor,
+    hk_event       bytea       not null,
+    hk_actor       bytea       not null,
     load_ts        timestamptz not null default clock_timestamp(),
     record_source  text        not null
 );
@@ -37,8 +37,8 @@ create index if not exists link_event_actor_event on vault.link_event_actor (hk_
 
 create table if not exists vault.link_event_tenant (
     hk_event_tenant bytea       primary key,
-    hk_event        bytea       not null references vault.hub_event,
-    hk_tenant       bytea       not null references vault.hub_tenant,
+    hk_event        bytea       not null,
+    hk_tenant       bytea       not null,
     load_ts         timestamptz not null default clock_timestamp(),
     record_source   text        not null
 );
@@ -47,8 +47,8 @@ create index if not exists link_event_tenant_event on vault.link_event_tenant (h
 -- A script execution's steps, and the DDL it ran, linked to the script.
 create table if not exists vault.link_script_event (
     hk_script_event bytea       primary key,
-    hk_script       bytea       not null references vault.hub_script,
-    hk_event        bytea       not null references vault.hub_event,
+    hk_script       bytea       not null,
+    hk_event        bytea       not null,
     execution_id    uuid        not null,
     load_ts         timestamptz not null default clock_timestamp(),
     record_source   text        not null
@@ -60,8 +60,8 @@ create index if not exists link_script_event_event on vault.link_script_event (h
 -- An object's definitions over time: a row only when the definition's hash diff differs from
 -- the row before it (in WAL order), so the rows are the object's schema history.
 create table if not exists vault.sat_object_definition (
-    hk_object     bytea       not null references vault.hub_object,
-    hk_event      bytea       not null references vault.hub_event,
+    hk_object     bytea       not null,
+    hk_event      bytea       not null,
     load_ts       timestamptz not null default clock_timestamp(),
     effective_at  timestamptz not null,
     commit_lsn    pg_lsn      not null,
@@ -75,8 +75,8 @@ create table if not exists vault.sat_object_definition (
 create index if not exists sat_object_definition_order on vault.sat_object_definition (hk_object, commit_lsn, position);
 
 create table if not exists vault.sat_object_compliance (
-    hk_object     bytea       not null references vault.hub_object,
-    hk_event      bytea       not null references vault.hub_event,
+    hk_object     bytea       not null,
+    hk_event      bytea       not null,
     load_ts       timestamptz not null default clock_timestamp(),
     effective_at  timestamptz not null,
     commit_lsn    pg_lsn      not null,

@@ -1,0 +1,147 @@
+"""Vault benchmark: load N synthetic events into the full Data Vault model (beside a plain COPY of
+the same events into one flat table: the baseline), then time the reports on it.
+
+Workload: N events (default 100,000) of one source: 80% row changes over 50 tables, 15% DDL over
+500 objects (each with a table definition of 8 columns), 3% script steps, 2% operations; 20 actors,
+10 tenants. Reports timed: `pgtrail history <table>` (one object's history), the whole-vault
+history page (latest 1,000 events), the enterprise dashboard and the execution history.
+
+    python -m bench.vault [--events 100000]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+
+from bench.capture import dsn, machine
+from pgtrail import history, reports
+from pgtrail.install import install
+from schemas import (Actor, DdlEvent, DdlPayload, DmlEvent, DmlPayload, OperationEvent, OperationPayload,
+                     ScriptEvent, ScriptPayload, Source, event_id)
+from sink.loader import VaultLoader
+
+
+def synthetic_events(n: int) -> list:
+    start = datetime.now(timezone.utc) - timedelta(days=20)
+    events = []
+    lsn = 0x1000000
+    executions: list[uuid.UUID] = []
+    for i in range(n):
+        lsn += 0x100
+        lsn_text = f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
+        source = Source(system_id="7700000000000000001", database=f"db{i % 3}", slot="bench", xid=1000 + i,
+                        commit_lsn=lsn_text, change_lsn=lsn_text, position=0,
+                        commit_time=start + timedelta(seconds=i * 17))
+        actor = Actor(session_user=f"user{i % 20}", current_user=f"user{i % 20}", application_name="bench",
+                      backend_pid=1000 + i % 50, tenant_id=f"tenant{i % 10}")
+        eid = event_id(source.system_id, source.database, lsn_text, 0)
+        r = i % 100
+        if r < 80:
+            t = i % 50
+            payload = DmlPayload(operation=("insert", "update", "delete")[i % 3], schema_name="app", table=f"t{t}",
+                                 primary_key={"id": i}, new={"id": i, "email": "hmac-sha256:ab", "amount": "1.00"},
+                                 redacted={"email": "hash"})
+            events.append(DmlEvent(event_id=eid, source=source, actor=actor, tags=["PII", "GDPR"], payload=payload))
+        elif r < 95:
+            obj = f"app.t{i % 500}"
+            definition = {"kind": "table", "schema": "app", "name": f"t{i % 500}",
+                          "columns": [{"name": f"c{c}", "type": "integer" if (c + i) % 7 else "text", "not_null": c == 0}
+                                      for c in range(8)], "constraints": [], "indexes": []}
+            payload = DdlPayload(command_tag="ALTER TABLE", object_type="table", schema_name="app",
+                                 object_identity=obj, statement=f"alter table {obj} alter column c{i % 8} type text",
+                                 definition=definition, untracked=i % 4 == 0)
+            events.append(DdlEvent(event_id=eid, source=source, actor=actor, payload=payload))
+        elif r < 98:
+            if i % 2 or not executions:
+                executions.append(uuid.uuid4())
+                payload = ScriptPayload(execution_id=executions[-1], status="started", script_name=f"V{i}.sql",
+                                        version=str(i), ticket_number=f"OPS-{i}", at=source.commit_time)
+            else:
+                payload = ScriptPayload(execution_id=executions.pop(), status=("completed", "failed")[i % 3 == 0],
+                                        duration_ms=float(i % 5000), rows_affected=i, at=source.commit_time)
+            events.append(ScriptEvent(event_id=eid, source=source, actor=actor, payload=payload))
+        else:
+            payload = OperationPayload(operation_id=uuid.uuid4(), name=f"op{i % 30}", operation_type="MAINTENANCE",
+                                       duration_ms=float(i % 900))
+            events.append(OperationEvent(event_id=eid, source=source, actor=actor, payload=payload))
+    return events
+
+
+def timed(fn, repeat: int = 5) -> float:
+    """Median milliseconds of `repeat` runs (after one warm-up)."""
+    fn()
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--batch", type=int, default=2000)
+    args = ap.parse_args()
+    db = f"bench_vault_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
+        admin.execute(f"create database {db}")
+    try:
+        install(dsn(db), "vault")
+        t0 = time.perf_counter()
+        events = synthetic_events(args.events)
+        t_gen = time.perf_counter() - t0
+        bodies = [e.model_dump_json() for e in events]
+
+        with psycopg.connect(dsn(db), autocommit=True) as conn:  # baseline: COPY into one flat table
+            conn.execute("create table flat_events (body jsonb)")
+            t0 = time.perf_counter()
+            with conn.cursor().copy("copy flat_events (body) from stdin") as copy:
+                for body in bodies:
+                    copy.write_row((body,))
+            t_copy = time.perf_counter() - t0
+
+        loader = VaultLoader(psycopg.connect(dsn(db), autocommit=True))
+        t0 = time.perf_counter()
+        for i in range(0, len(events), args.batch):
+            loader.load(events[i:i + args.batch])
+        t_vault = time.perf_counter() - t0
+        loader.close()
+
+        with psycopg.connect(dsn(db), autocommit=True) as conn:
+            conn.execute("analyze")
+            n = conn.execute("select count(*) from vault.sat_event").fetchone()[0]
+            base = timed(lambda: conn.execute("select count(*) from vault.sat_event").fetchone())
+            h_obj = timed(lambda: history.fetch(conn, "app.t7"))
+            h_obj_rows = len(history.fetch(conn, "app.t7"))
+            h_all = timed(lambda: history.fetch(conn, limit=1000))
+            dash = timed(lambda: reports.dashboard(conn, 30))
+            execs = timed(lambda: reports.executions(conn, 50))
+        print()
+        print("pgtrail vault benchmark")
+        print(f"  machine  : {machine()}")
+        print(f"  workload : {n:,} events (80% row changes, 15% DDL with definitions, 3% script steps, "
+              f"2% operations), generated in {t_gen:.1f}s, loaded in batches of {args.batch}")
+        print(f"  baseline : COPY into one flat jsonb table  {t_copy:7.2f}s  {len(events) / t_copy:10,.0f} events/s")
+        print(f"  vault    : full Data Vault model           {t_vault:7.2f}s  {len(events) / t_vault:10,.0f} events/s"
+              f"   ratio vault/COPY = {t_copy / t_vault:.3f}")
+        print(f"  queries  : median of 5, baseline count(*) over sat_event = {base:.1f} ms")
+        for name, ms in [(f"pgtrail history app.t7 ({h_obj_rows} events)", h_obj),
+                         ("pgtrail history (latest 1,000 events)", h_all), ("pgtrail dashboard", dash),
+                         ("pgtrail executions (50)", execs)]:
+            print(f"    {name:<42} {ms:8.1f} ms   ({ms / base:.2f} x count(*))")
+    finally:
+        with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
+            admin.execute(f"drop database if exists {db} with (force)")
+
+
+if __name__ == "__main__":
+    main()
