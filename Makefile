@@ -40,8 +40,9 @@ unit: setup
 integration: start
 	$(PY) -m pytest tests/integration
 
-bench: start      ## capture benchmark: pg_recvlogical vs consumer->Kafka on the same workload
+bench: start      ## benchmarks: capture (vs pg_recvlogical) and vault load and reports (vs COPY)
 	$(PY) -m bench.capture
+	$(PY) -m bench.vault
 
 clean: stop
 	rm -rf .pgtrail
