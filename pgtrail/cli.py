@@ -209,6 +209,48 @@ def cmd_tail(args) -> int:
                        args.max_events)
 
 
+def cmd_migrate(args) -> int:
+    from pathlib import Path
+
+    from consumer.settings import ConsumerSettings
+    from pgtrail import migrate, tables
+    from pgtrail.install import connect
+    dsn = args.dsn or ConsumerSettings().source_dsn.get_secret_value()
+    with connect(dsn, "source") as conn:
+        migrator = migrate.Migrator(conn, migrate.load_folder(Path(args.dir)), args.ticket, args.justification,
+                                    args.tenant)
+        if args.action == "status":
+            rows = migrator.status()
+            print(tables.to_json(rows) if args.json else tables.render(rows, [
+                ("file", "file"), ("version", "version"), ("state", "state"), ("applied (UTC)", "applied_at"),
+                ("by", "applied_by"), ("ms", "duration_ms")], empty="(no migrations in the folder)"))
+            return 0
+        if args.action == "validate":
+            problems = migrator.validate()
+            pending = [s["file"] for s in migrator.status() if s["state"].startswith("pending")]
+            for p in problems:
+                print(f"invalid: {p}")
+            print(f"{len(pending)} pending: {', '.join(pending)}" if pending else "nothing pending")
+            return 1 if problems else 0
+        applied = migrator.apply()
+        if not applied:
+            print("nothing to apply: the database is up to date")
+        return 0
+
+
+def cmd_drift(args) -> int:
+    from consumer.settings import ConsumerSettings
+    from pgtrail import drift, tables
+    from pgtrail.install import connect
+    from sink.settings import SinkSettings
+    source_dsn = args.dsn or ConsumerSettings().source_dsn.get_secret_value()
+    vault_dsn = args.vault_dsn or SinkSettings().vault_dsn.get_secret_value()
+    with connect(source_dsn, "source") as source, connect(vault_dsn, "vault") as vault:
+        found = drift.find(source, vault)
+    print(tables.to_json(found) if args.json else drift.render(found))
+    return 1 if found else 0
+
+
 def cmd_demo(args) -> int:
     from pgtrail.demo import run_demo
     return run_demo(timeout=args.timeout)
@@ -289,6 +331,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--from-beginning", action="store_true")
     s.add_argument("--max-events", type=int, default=0, help="stop after this many (0: follow forever)")
     s.set_defaults(func=cmd_tail)
+
+    s = sub.add_parser("migrate", help="tracked migrations from a folder of V<version>__x.sql / R__x.sql files")
+    s.add_argument("action", choices=["status", "apply", "validate"])
+    s.add_argument("--dir", default="migrations", help="the folder of migration files")
+    s.add_argument("--ticket", help="ticket for migrations whose header names none")
+    s.add_argument("--justification", help="business justification, likewise")
+    s.add_argument("--tenant")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--dsn", help="overrides PGTRAIL_SOURCE_DSN")
+    s.set_defaults(func=cmd_migrate)
+
+    s = sub.add_parser("drift", help="objects whose live definition differs from what the migrations produced")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--dsn", help="source DSN; overrides PGTRAIL_SOURCE_DSN")
+    s.add_argument("--vault-dsn", help="overrides PGTRAIL_VAULT_DSN")
+    s.set_defaults(func=cmd_drift)
 
     s = sub.add_parser("demo", help="run the demo workload on the source and show what reached the vault")
     s.add_argument("--timeout", type=float, default=90.0)

@@ -81,3 +81,9 @@ def diff(identity: str, before: dict[str, Any] | None, after: dict[str, Any] | N
     state_b = "absent" if not after else ("dropped" if after["dropped"] else "")
     out = list(difflib.unified_diff(a, b, label(t1, state_a), label(t2, state_b), lineterm=""))
     return "\n".join(out) if out else f"{identity}: no change between {t1.isoformat()} and {t2.isoformat()}"
+
+
+def diff_lines(identity: str, expected: dict[str, Any] | None, live: dict[str, Any] | None) -> list[str]:
+    """Unified diff of what the migrations produced against the live definition."""
+    return list(difflib.unified_diff(render(expected), render(live), f"{identity} (migrations)",
+                                     f"{identity} (live)", lineterm=""))
