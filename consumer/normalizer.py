@@ -62,6 +62,7 @@ class _Table:
 
     overrides: dict[str, Any]
     categories: frozenset[str]
+    columns: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -186,6 +187,8 @@ class Normalizer:
         changed: list[str] = []
         if op == "update" and old is not None and new is not None and set(old) - set(keys):
             changed = [k for k, v in new.items() if k in old and old[k] != v]
+        # wal2json leaves unchanged TOASTed values out of an UPDATE: say so, never pretend null
+        unchanged = [c for c in table.columns if c not in change.columns] if op == "update" else []
         redacted: dict[str, str] = {}
         categories: set[str] = set(table.categories)
         new = self.redactor.redact(new, overrides, redacted, categories)
@@ -193,7 +196,8 @@ class Normalizer:
         primary_key = self.redactor.redact(primary_key, overrides, redacted, categories) or {}
         source, eid = self._source(txn, change.lsn)
         payload = DmlPayload(operation=op, schema_name=change.schema, table=change.table, primary_key=primary_key,
-                             new=new, old=old, changed_columns=changed, redacted=redacted)
+                             new=new, old=old, changed_columns=changed, redacted=redacted,
+                             unchanged_toast=unchanged)
         yield DmlEvent(event_id=eid, source=source, actor=txn.actor, tags=tags_for(categories), payload=payload)
 
     def _security(self, msg: Message, reason: str, source: Source | None, eid: UUID | None,
@@ -231,7 +235,8 @@ class Normalizer:
                     categories = set()
                     for column in body.get("columns") or ():
                         categories.update(self.redactor.rule(column, overrides.get(column)).categories)
-                    txn.tracked[(body["schema_name"], body["table"])] = _Table(overrides, frozenset(categories))
+                    txn.tracked[(body["schema_name"], body["table"])] = _Table(
+                        overrides, frozenset(categories), tuple(body.get("columns") or ()))
             return
         if kind == "ddl_start":
             if txn is not None:

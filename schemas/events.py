@@ -93,6 +93,9 @@ class DmlPayload(_Model):
     new: dict[str, Any] | None = None
     old: dict[str, Any] | None = Field(None, description="replica identity columns before an update or delete")
     changed_columns: list[str] = Field(default_factory=list)
+    unchanged_toast: list[str] = Field(
+        default_factory=list, description="columns an UPDATE left unchanged whose values wal2json does not send "
+                                          "(TOASTed): absent from `new`, never null")
     redacted: dict[str, Literal["mask", "hash", "drop"]] = Field(
         default_factory=dict, description="sensitive columns whose values were masked, hashed or dropped")
 

@@ -78,7 +78,8 @@ _TABLES: dict[str, list[tuple[str, str]]] = {
                 ("untracked", "boolean"), ("record_source", "text")],
     "sat_row_change": [("hk_event", "bytea"), ("operation", "text"), ("schema_name", "text"), ("table_name", "text"),
                        ("primary_key", "jsonb"), ("new_values", "jsonb"), ("old_values", "jsonb"),
-                       ("changed_columns", "text[]"), ("redacted", "jsonb"), ("record_source", "text")],
+                       ("changed_columns", "text[]"), ("redacted", "jsonb"), ("unchanged_toast", "text[]"),
+                       ("record_source", "text")],
     "sat_operation": [("hk_event", "bytea"), ("operation_id", "uuid"), ("name", "text"), ("operation_type", "text"),
                       ("status", "text"), ("duration_ms", "double precision"), ("details", "jsonb"),
                       ("error", "text"), ("error_state", "text"), ("record_source", "text")],
@@ -207,7 +208,7 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
         elif isinstance(ev, DmlEvent):
             rows["sat_row_change"][hev] = (hev, p.operation, p.schema_name, p.table, _jsonb(p.primary_key),
                                            _jsonb(p.new), _jsonb(p.old), list(p.changed_columns),
-                                           _jsonb(p.redacted), record_source)
+                                           _jsonb(p.redacted), list(p.unchanged_toast), record_source)
         elif isinstance(ev, OperationEvent):
             rows["sat_operation"][hev] = (hev, p.operation_id, p.name, p.operation_type, p.status, p.duration_ms,
                                           _jsonb(p.details), p.error, p.error_state, record_source)
