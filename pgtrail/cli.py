@@ -95,7 +95,7 @@ def cmd_sink(args) -> int:
     from pgtrail.install import connect
     from publisher import KafkaPublisher, KafkaSettings
     from publisher.topics import ensure_topics
-    from sink.loader import VaultLoader
+    from sink.loader import VaultLoader, connect_vault
     from sink.service import SinkService
     from sink.settings import SinkSettings
 
@@ -112,7 +112,7 @@ def cmd_sink(args) -> int:
                                  max_partition_fetch_bytes=kafka.max_request_size)
     except KafkaError as exc:
         raise Fatal(f"cannot reach Kafka at {kafka.bootstrap}: {exc}") from exc
-    service = SinkService(consumer, lambda: VaultLoader(connect(vault_dsn, "vault")),
+    service = SinkService(consumer, lambda: VaultLoader(connect_vault(vault_dsn)),
                           KafkaPublisher(kafka, client_id="pgtrail-sink-dlq"),
                           settings.max_batch, settings.poll_timeout_ms)
     _metrics_server(settings.metrics_port)

@@ -9,6 +9,7 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
+from pgtrail.errors import Retryable
 from schemas import DdlEvent, DmlEvent, Event, HeartbeatEvent, OperationEvent, ScriptEvent, SecurityEvent
 from sink.hashing import hash_diff, hk_actor, hk_database, hk_event, hk_link, hk_object, hk_script, hk_tenant
 
@@ -240,6 +241,14 @@ def _classified_columns(definition: dict | None) -> dict[str, Any] | None:
         return None
     return {c["name"]: {"classification": c["classification"], "policy": c.get("policy")}
             for c in definition["columns"] if c.get("classification")}
+
+
+def connect_vault(dsn: str) -> psycopg.Connection:
+    """A vault connection for loading: a server that is down or restarting is worth retrying."""
+    try:
+        return psycopg.connect(dsn, autocommit=True, connect_timeout=10, application_name="pgtrail-sink")
+    except psycopg.OperationalError as exc:
+        raise Retryable(f"cannot connect to the vault: {str(exc).strip().splitlines()[-1]}") from exc
 
 
 class VaultLoader:
