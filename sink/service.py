@@ -7,11 +7,11 @@ from typing import Callable
 
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import CommitFailedError
+from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
-from pgtrail.errors import Fatal, Poison, Retryable, classify_sqlstate
+from pgtrail.errors import Fatal, Poison, Retryable, classify_kafka, classify_sqlstate
 from publisher.base import Publisher
 from schemas import Event, parse_event
 from sink import metrics
@@ -53,7 +53,15 @@ class SinkService:
             self.run_once()
 
     def run_once(self) -> int:
-        polled = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_batch)
+        try:
+            polled = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_batch)
+        except KafkaError as exc:
+            if classify_kafka(exc) is not Retryable:
+                raise Fatal(f"Kafka consumer failed: {exc}") from exc
+            metrics.ERRORS.labels("retryable").inc()
+            log.warning("Kafka unavailable (%s); retrying", exc)
+            self.sleep(1.0)  # the records of this poll were not taken: nothing to redo
+            return 0
         records = [r for batch in polled.values() for r in batch]
         if not records:
             return 0
@@ -148,6 +156,12 @@ class SinkService:
         except CommitFailedError as exc:
             # The group rebalanced: another member re-reads these records; the vault ignores repeats.
             log.warning("offset commit failed after a rebalance (%s); records will be re-read", exc)
+        except KafkaError as exc:
+            if classify_kafka(exc) is not Retryable:
+                raise Fatal(f"committing offsets failed: {exc}") from exc
+            # the vault has the batch; an uncommitted offset only means it is read and ignored again
+            metrics.ERRORS.labels("retryable").inc()
+            log.warning("offset commit failed (%s); the batch will be re-read and ignored", exc)
 
     def _drop_loader(self) -> None:
         if self.loader is not None:
