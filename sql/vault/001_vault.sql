@@ -108,20 +108,26 @@ begin
 end
 $$;
 
-do $$
+-- Attaches the insert-only trigger to every table of the schema that lacks it; each install file
+-- ends by calling it, so a table added later is covered too.
+create or replace function vault.ensure_insert_only()
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
 declare
-    t text;
+    t regclass;
 begin
-    foreach t in array array['hub_database', 'hub_object', 'hub_event', 'link_event_object',
-                             'sat_event', 'sat_ddl', 'sat_row_change', 'sat_operation'] loop
-        if not exists (select 1 from pg_trigger
-                        where tgrelid = format('vault.%I', t)::regclass and tgname = 'insert_only') then
-            execute format('create trigger insert_only before update or delete or truncate on vault.%I '
-                           'for each statement execute function vault.forbid_change()', t);
-        end if;
+    for t in select c.oid::regclass from pg_class c
+              where c.relnamespace = 'vault'::regnamespace and c.relkind = 'r'
+                and c.relname not in ('install_history', 'tenant_reader')
+                and not exists (select 1 from pg_trigger g where g.tgrelid = c.oid and g.tgname = 'insert_only') loop
+        execute format('create trigger insert_only before update or delete or truncate on %s '
+                       'for each statement execute function vault.forbid_change()', t);
     end loop;
 end
 $$;
+select vault.ensure_insert_only();
 
 create table if not exists vault.install_history (
     version      integer     primary key,

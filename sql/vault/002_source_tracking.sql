@@ -48,16 +48,4 @@ create table if not exists vault.sat_security_event (
     record_source text        not null
 );
 
-do $$
-declare
-    t text;
-begin
-    foreach t in array array['sat_script_execution', 'sat_security_event'] loop
-        if not exists (select 1 from pg_trigger
-                        where tgrelid = format('vault.%I', t)::regclass and tgname = 'insert_only') then
-            execute format('create trigger insert_only before update or delete or truncate on vault.%I '
-                           'for each statement execute function vault.forbid_change()', t);
-        end if;
-    end loop;
-end
-$$;
+select vault.ensure_insert_only();

@@ -98,20 +98,7 @@ create index if not exists sat_event_kind_time on vault.sat_event (kind, commit_
 create index if not exists sat_event_tenant on vault.sat_event (tenant_id, commit_time) where tenant_id is not null;
 create index if not exists sat_script_execution_status on vault.sat_script_execution (status, step_at);
 
-do $$
-declare
-    t text;
-begin
-    foreach t in array array['hub_actor', 'hub_tenant', 'hub_script', 'link_event_actor', 'link_event_tenant',
-                             'link_script_event', 'sat_object_definition', 'sat_object_compliance'] loop
-        if not exists (select 1 from pg_trigger
-                        where tgrelid = format('vault.%I', t)::regclass and tgname = 'insert_only') then
-            execute format('create trigger insert_only before update or delete or truncate on vault.%I '
-                           'for each statement execute function vault.forbid_change()', t);
-        end if;
-    end loop;
-end
-$$;
+select vault.ensure_insert_only();
 
 -- ------------------------------------------------------------------ tenant isolation
 -- A reporting role per tenant sees only that tenant's events: row-level security on every table
