@@ -101,7 +101,7 @@ def main() -> None:
         ensure_topics(kafka, ["ddl", "dml", "operation"])
         stream = ReplicationStream(dsn(db), "bench_pgtrail", status_interval=10)
         service = CaptureService(stream, KafkaPublisher(kafka), SourceSession(dsn(db)), "bench_pgtrail",
-                                 max_pending_events=50_000, heartbeat_interval=0)
+                                 max_pending_events=20_000, heartbeat_interval=0)
         t0 = time.perf_counter()
         service.run(until=lambda: service.tracker.acked >= changes)
         t_pgtrail = time.perf_counter() - t0

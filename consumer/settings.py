@@ -14,7 +14,7 @@ class ConsumerSettings(BaseSettings):
                                   description="libpq DSN of the source database (may hold a password)")
     slot: str = Field("pgtrail", pattern=r"^[a-z0-9_]{1,63}$", description="logical replication slot")
     status_interval: float = Field(10.0, gt=0, description="seconds between standby status updates")
-    max_pending_events: int = Field(50000, ge=1, description="stop reading WAL while this many events await Kafka")
+    max_pending_events: int = Field(20000, ge=1, description="stop reading WAL while this many events await Kafka")
     consumer_metrics_port: int = Field(9641, ge=0, le=65535, description="0 disables the HTTP metrics server")
     heartbeat_interval: float = Field(10.0, ge=0, description="seconds between heartbeats; 0 disables them")
     redaction_key: SecretStr | None = Field(None, description="HMAC key for hashed values; by default derived "

@@ -114,7 +114,8 @@ def cmd_sink(args) -> int:
         raise Fatal(f"cannot reach Kafka at {kafka.bootstrap}: {exc}") from exc
     service = SinkService(consumer, lambda: VaultLoader(connect_vault(vault_dsn)),
                           KafkaPublisher(kafka, client_id="pgtrail-sink-dlq"),
-                          settings.max_batch, settings.poll_timeout_ms)
+                          settings.max_batch, settings.poll_timeout_ms, settings.max_event_bytes,
+                          settings.poison_ratio_limit, settings.poison_window)
     _metrics_server(settings.metrics_port)
     _on_term(service.stop)
     try:

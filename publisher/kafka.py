@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -35,6 +37,11 @@ class KafkaPublisher:
     Guarantee: `on_delivery(None)` is called only after every in-sync replica has the message
     (acks=all). The idempotent producer keeps retries from duplicating or reordering within a
     partition.
+
+    `publish` never blocks: the client's `send` can wait up to max_block_ms for metadata when the
+    broker is unreachable, so sends happen on a thread of their own, fed by a queue. The caller
+    bounds what is queued (the consumer counts unacknowledged events), so the queue cannot grow
+    without end, and the caller's loop keeps answering PostgreSQL while Kafka is stalled.
     """
 
     def __init__(self, settings: KafkaSettings, client_id: str = "pgtrail-consumer"):
@@ -53,12 +60,34 @@ class KafkaPublisher:
             )
         except KafkaError as exc:
             raise Fatal(f"Kafka producer failed to start: {exc}") from exc
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._unsent = 0  # queued, not yet handed to the client
+        self._cond = threading.Condition()
+        self._sender = threading.Thread(target=self._send_loop, name="pgtrail-kafka-send", daemon=True)
+        self._sender.start()
+
+    def _send_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            topic, key, value, headers, on_delivery = item
+            try:
+                future = self._producer.send(topic, value=value, key=key, headers=headers)
+                future.add_callback(lambda _md, cb=on_delivery: cb(None))
+                future.add_errback(on_delivery)
+            except Exception as exc:  # noqa: BLE001 - a send that cannot even start is a failed delivery
+                on_delivery(exc)
+            with self._cond:
+                self._unsent -= 1
+                if not self._unsent:
+                    self._cond.notify_all()
 
     def _send(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]],
               on_delivery: DeliveryCallback) -> None:
-        future = self._producer.send(topic, value=value, key=key, headers=headers)
-        future.add_callback(lambda _md: on_delivery(None))
-        future.add_errback(on_delivery)
+        with self._cond:
+            self._unsent += 1
+        self._queue.put((topic, key, value, headers, on_delivery))
 
     def publish(self, event: Event, on_delivery: DeliveryCallback) -> None:
         self._send(self.settings.topic(event.kind), event.object_key().encode(),
@@ -69,7 +98,11 @@ class KafkaPublisher:
         self._send(self.settings.dead_letter_topic, origin.encode(), raw, headers, on_delivery)
 
     def flush(self, timeout: float | None = None) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._unsent == 0, timeout)
         self._producer.flush(timeout=timeout)
 
     def close(self) -> None:
+        self._queue.put(None)
+        self._sender.join(10)
         self._producer.close(timeout=10)

@@ -9,3 +9,4 @@ ERRORS = Counter("pgtrail_sink_errors_total", "Errors by class (retryable, poiso
 BATCH_SECONDS = Histogram("pgtrail_sink_batch_seconds", "Time to load and commit one batch",
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 LAST_COMMIT = Gauge("pgtrail_sink_last_commit_timestamp_seconds", "Unix time of the last committed batch")
+POISON_RATIO = Gauge("pgtrail_sink_poison_ratio", "Share of the recent records that were dead-lettered")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from typing import Callable
 
 import psycopg
@@ -35,7 +36,9 @@ class SinkService:
     """
 
     def __init__(self, consumer: KafkaConsumer, make_loader: Callable[[], Loader], dead_letters: Publisher,
-                 max_batch: int, poll_timeout_ms: int, sleep: Callable[[float], None] = time.sleep):
+                 max_batch: int, poll_timeout_ms: int, max_event_bytes: int = 8 * 1024 * 1024,
+                 poison_ratio_limit: float = 0.5, poison_window: int = 200,
+                 sleep: Callable[[float], None] = time.sleep):
         self.consumer = consumer
         self.make_loader = make_loader
         self.loader: Loader | None = None
@@ -43,6 +46,10 @@ class SinkService:
         self.max_batch = max_batch
         self.poll_timeout_ms = poll_timeout_ms
         self.sleep = sleep
+        self.max_event_bytes = max_event_bytes
+        self.poison_ratio_limit = poison_ratio_limit
+        self._recent: deque[bool] = deque(maxlen=poison_window)  # True: that record was poison
+        self._dead: list[str] = []  # dead-lettered in the current batch
         self._stop = False
 
     def stop(self) -> None:
@@ -67,10 +74,15 @@ class SinkService:
             return 0
         events: list[Event] = []
         failures: list[BaseException] = []
+        dead_before = len(self._dead)
         for rec in records:
+            if rec.value is not None and len(rec.value) > self.max_event_bytes:
+                self._dead_letter(rec, f"oversized: {len(rec.value)} bytes (limit {self.max_event_bytes})",
+                                  "oversized", failures)
+                continue
             try:
                 events.append(parse_event(rec.value))
-            except (ValidationError, ValueError) as exc:
+            except (ValidationError, ValueError, TypeError) as exc:
                 self._dead_letter(rec, f"invalid event: {str(exc).splitlines()[0]}", "invalid", failures)
         started = time.monotonic()
         self._load_with_retry(events, failures)
@@ -80,7 +92,21 @@ class SinkService:
         self._commit(records)
         metrics.BATCH_SECONDS.observe(time.monotonic() - started)
         metrics.LAST_COMMIT.set(time.time())
+        poisoned = len(self._dead) - dead_before
+        self._dead.clear()
+        self._recent.extend([True] * poisoned + [False] * (len(records) - poisoned))
+        self._check_poison_ratio()
         return len(records)
+
+    def _check_poison_ratio(self) -> None:
+        """Most records poison means a misconfigured producer or topic, not bad luck: stop and say so
+        (after committing, so the dead-lettered records are not read again)."""
+        ratio = sum(self._recent) / len(self._recent) if self._recent else 0.0
+        metrics.POISON_RATIO.set(ratio)
+        if len(self._recent) == self._recent.maxlen and ratio >= self.poison_ratio_limit:
+            raise Fatal(f"{sum(self._recent)} of the last {len(self._recent)} records were poison "
+                        f"(limit {self.poison_ratio_limit:.0%}): check what writes to the topics; the records "
+                        "are in the dead-letter topic with their reasons")
 
     def _loader(self) -> Loader:
         if self.loader is None:
@@ -133,6 +159,7 @@ class SinkService:
                 metrics.EVENTS_DUPLICATE.inc()
 
     def _dead_letter(self, rec, reason: str, label: str, failures) -> None:
+        self._dead.append(label)
         log.warning("dead-lettering %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason)
         metrics.DEAD_LETTERS.labels(label).inc()
         origin = f"{rec.topic}/{rec.partition}/{rec.offset}"
@@ -140,6 +167,7 @@ class SinkService:
                                       lambda exc: failures.append(exc) if exc is not None else None)
 
     def _dead_letter_event(self, ev: Event, reason: str, failures) -> None:
+        self._dead.append("rejected")
         log.warning("dead-lettering event %s: %s", ev.event_id, reason)
         metrics.DEAD_LETTERS.labels("rejected").inc()
         self.dead_letters.dead_letter(ev.model_dump_json().encode(), reason, str(ev.event_id),

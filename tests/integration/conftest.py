@@ -201,3 +201,48 @@ def src(source_db):
     """An autocommit superuser session on the per-test source database."""
     with psycopg.connect(dsn(source_db), autocommit=True) as conn:
         yield conn
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class SpareCluster:
+    """A second, throw-away PostgreSQL cluster for what the shared one must not suffer: settings
+    that break it (no wal2json, wal_level=replica) or that lose slots (max_slot_wal_keep_size)."""
+
+    def __init__(self):
+        import shutil
+        import tempfile
+        self.root = Path(tempfile.mkdtemp(prefix="pgtrail-spare-"))
+        self.data = self.root / "data"
+        self.as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self.port = free_port()
+        subprocess.run([*self.as_pg, str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"],
+                       check=True, capture_output=True)
+        self.log = self.root / "postgres.log"
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
+
+    def start(self, **settings) -> None:
+        """(Re)start with these settings on top of a logical-decoding base configuration."""
+        base = {"port": self.port, "listen_addresses": "127.0.0.1", "unix_socket_directories": str(self.root),
+                "wal_level": "logical", "max_replication_slots": 10, "max_wal_senders": 10, **settings}
+        opts = " ".join(f"-c {k}={v}" for k, v in base.items())
+        subprocess.run([*self.as_pg, str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-l", str(self.log),
+                        "-o", opts, "restart"], check=True, capture_output=True)
+
+    def stop(self) -> None:
+        subprocess.run([*self.as_pg, str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
+                       capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def spare_cluster():
+    import shutil
+    cluster = SpareCluster()
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(cluster.root, ignore_errors=True)

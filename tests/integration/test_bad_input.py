@@ -1,17 +1,10 @@
 """Bad configuration gives one line that says what to fix: never a traceback."""
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
-
-import pytest
 
 from tests.conftest import KAFKA, dsn
 from tests.integration.conftest import ROOT, free_port
-
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
 def run_pgtrail(*args, timeout=90, **env):
@@ -60,40 +53,13 @@ def test_invalid_setting():
     assert_one_line_error(rc, lines, "slot")
 
 
-@pytest.fixture(scope="module")
-def odd_cluster():
-    """A second, throw-away cluster whose library path lacks wal2json."""
-    root = Path(tempfile.mkdtemp(prefix="pgtrail-odd-"))
-    data, empty = root / "data", root / "emptylib"
-    empty.mkdir()
-    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-        shutil.chown(empty, "postgres", "postgres")
-    port = free_port()
-    subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
-                   check=True, capture_output=True)
-    opts = f"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={root} " \
-           f"-c dynamic_library_path={empty}"
-
-    def start(wal_level):
-        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"),
-                        "-o", f"{opts} -c wal_level={wal_level}", "restart"], check=True, capture_output=True)
-
-    yield port, start
-    subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
-    shutil.rmtree(root, ignore_errors=True)
-
-
-def test_wal2json_missing(odd_cluster):
-    port, start = odd_cluster
-    start("logical")
-    rc, lines = run_pgtrail("consume", PGTRAIL_SOURCE_DSN=f"host=127.0.0.1 port={port} user=postgres dbname=postgres")
+def test_wal2json_missing(spare_cluster):
+    spare_cluster.start(dynamic_library_path=str(spare_cluster.root))  # a folder without wal2json
+    rc, lines = run_pgtrail("consume", PGTRAIL_SOURCE_DSN=spare_cluster.dsn())
     assert_one_line_error(rc, lines, "wal2json", "postgresql-15-wal2json")
 
 
-def test_wal_level_not_logical(odd_cluster):
-    port, start = odd_cluster
-    start("replica")
-    rc, lines = run_pgtrail("consume", PGTRAIL_SOURCE_DSN=f"host=127.0.0.1 port={port} user=postgres dbname=postgres")
+def test_wal_level_not_logical(spare_cluster):
+    spare_cluster.start(wal_level="replica")
+    rc, lines = run_pgtrail("consume", PGTRAIL_SOURCE_DSN=spare_cluster.dsn())
     assert_one_line_error(rc, lines, "wal_level", "logical")

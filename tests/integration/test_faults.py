@@ -35,6 +35,41 @@ def test_the_database_server_restarted_under_load(pipeline):
                                                  check=True, capture_output=True))
 
 
+def test_a_long_workload_through_every_fault_in_turn(pipeline):
+    """More than 100k row changes, DDL and operations, while in turn: the consumer is SIGKILLed
+    twice, the sink twice, the broker restarts, the database server (source and vault) restarts."""
+    setup(pipeline)
+    pipeline.start("consumer")
+    pipeline.start("sink")
+    done, errors = threading.Event(), []
+    worker = threading.Thread(target=run_workload, args=(pipeline, done, errors),
+                              kwargs={"txns": 200, "rows": 600, "ddl_every": 25})
+    worker.start()
+    script = str(ROOT / "scripts" / "services.sh")
+    faults = [lambda: (pipeline.kill("consumer"), pipeline.start("consumer")),
+              lambda: (pipeline.kill("sink"), pipeline.start("sink")),
+              lambda: subprocess.run([script, "restart-kafka"], check=True, capture_output=True),
+              lambda: (pipeline.kill("consumer"), pipeline.start("consumer")),
+              lambda: subprocess.run([script, "restart-pg"], check=True, capture_output=True),
+              lambda: (pipeline.kill("sink"), pipeline.start("sink"))]
+    for fault in faults:
+        time.sleep(2.5)
+        fault()
+    worker.join(600)
+    assert done.is_set() and not errors, errors
+    changes = vault_equals_source(pipeline, rows_per_txn=600, timeout=480)
+    with pipeline.vault() as v:
+        ddl = v.execute("select count(*) from vault.sat_ddl where object_identity = 'public.fault_t' "
+                        "and command_tag = 'ALTER TABLE'").fetchone()[0]
+        ops = v.execute("select count(*) from vault.sat_operation where name like 'batch %'").fetchone()[0]
+    with pipeline.source() as conn:
+        columns = conn.execute("select count(*) from information_schema.columns where table_name = 'fault_t' "
+                               "and column_name like 'extra_%'").fetchone()[0]
+    assert ddl == ops == columns  # DDL and operations of committed transactions, once each
+    assert changes >= 100_000
+    print(f"{changes:,} row changes, {ddl} DDL, {ops} operations through 6 faults: none lost, none doubled")
+
+
 def test_one_huge_transaction_keeps_the_consumer_small(pipeline):
     setup(pipeline)
     pipeline.start("consumer")

@@ -64,3 +64,29 @@ def test_forged_messages_surface_as_security_events_and_broken_signed_ones_are_d
     assert trusted == 0  # never as a trusted event
     body = urlopen(f"http://127.0.0.1:{pipeline.consumer_port}/metrics", timeout=5).read().decode()
     assert f'pgtrail_consumer_security_events_total{{database="{pipeline.source_db}"}} 2.0' in body
+
+
+def test_oversized_records_are_dead_lettered(pipeline):
+    pipeline.env["PGTRAIL_SINK_MAX_EVENT_BYTES"] = "4096"
+    pipeline.start("sink")
+    producer = KafkaProducer(bootstrap_servers=KAFKA.split(","))
+    producer.send(f"{pipeline.prefix}.ddl", value=b"{" + b" " * 10000 + b"}", key=b"big")
+    producer.flush()
+    producer.close()
+    (dead,) = pipeline.read_topic("deadletter", min_count=1)
+    assert dict(dead.headers)["pgtrail_reason"].decode() == "oversized: 10002 bytes (limit 4096)"
+    assert len(dead.value) == 10002  # kept whole
+
+
+def test_a_topic_of_mostly_poison_stops_the_sink_with_a_clear_message(pipeline):
+    pipeline.env["PGTRAIL_SINK_POISON_WINDOW"] = "20"
+    proc = pipeline.start("sink")
+    producer = KafkaProducer(bootstrap_servers=KAFKA.split(","))
+    for i in range(30):
+        producer.send(f"{pipeline.prefix}.dml", value=f"garbage {i}".encode(), key=b"x")
+    producer.flush()
+    producer.close()
+    assert proc.wait(60) == 2
+    log = pipeline.log("sink")
+    assert "pgtrail: error: 20 of the last 20 records were poison (limit 50%)" in log and "Traceback" not in log
+    assert len(pipeline.read_topic("deadletter", min_count=20)) >= 20  # nothing lost on the way out

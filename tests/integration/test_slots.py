@@ -1,0 +1,95 @@
+"""On a spare cluster: a lost slot stops the consumer loudly; a stalled Kafka never trips
+wal_sender_timeout."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from pgtrail.install import install
+from tests.conftest import KAFKA
+from tests.integration.conftest import ROOT, free_port, wait_until
+
+
+def consumer_env(spare, db, prefix, **extra):
+    return {**os.environ, "PGTRAIL_SOURCE_DSN": spare.dsn(db), "PGTRAIL_SLOT": f"s_{prefix}",
+            "PGTRAIL_KAFKA_BOOTSTRAP": KAFKA, "PGTRAIL_KAFKA_TOPIC_PREFIX": prefix, "PGTRAIL_STATUS_INTERVAL": "1",
+            "PGTRAIL_CONSUMER_METRICS_PORT": str(free_port()), **extra}
+
+
+def fresh_db(spare) -> str:
+    db = f"spare_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(spare.dsn(), autocommit=True) as conn:
+        conn.execute(f"create database {db}")
+    install(spare.dsn(db), "source")
+    return db
+
+
+def test_a_lost_slot_stops_the_consumer_with_a_clear_message(spare_cluster):
+    spare_cluster.start(max_slot_wal_keep_size="1MB", max_wal_size="64MB", min_wal_size="32MB")
+    db = fresh_db(spare_cluster)
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(spare_cluster.dsn(db), autocommit=True) as conn:
+        conn.execute("select pg_create_logical_replication_slot(%s, 'wal2json')", (f"s_{prefix}",))
+        conn.execute("create table filler (id int, pad text)")
+        for _ in range(4):  # the consumer is not running: WAL piles up behind the slot
+            conn.execute("insert into filler select g, repeat('x', 500) from generate_series(1, 40000) g")
+            conn.execute("select pg_switch_wal()")
+            conn.execute("checkpoint")
+        status = conn.execute("select wal_status from pg_replication_slots where slot_name = %s",
+                              (f"s_{prefix}",)).fetchone()[0]
+    assert status == "lost", status
+    proc = subprocess.run([sys.executable, "-m", "pgtrail.cli", "consume"], env=consumer_env(spare_cluster, db, prefix),
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"slot 's_{prefix}' is lost" in proc.stderr and "cannot be read" in proc.stderr
+
+
+def test_a_stalled_kafka_never_trips_wal_sender_timeout(spare_cluster, tmp_path):
+    spare_cluster.start(wal_sender_timeout="2s")
+    db = fresh_db(spare_cluster)
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(spare_cluster.dsn(db), autocommit=True) as conn:
+        conn.execute("create table steady (id int primary key)")
+        conn.execute("select script_tracking.track_table('steady')")
+    env = consumer_env(spare_cluster, db, prefix, PGTRAIL_MAX_PENDING_EVENTS="100", PGTRAIL_HEARTBEAT_INTERVAL="0")
+    log = open(tmp_path / "consumer.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "pgtrail.cli", "consume"], env=env, cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT)
+    home = Path(os.environ.get("PGTRAIL_HOME") or ROOT / ".pgtrail")
+    kafka_pid = int((home / "kafka" / "kafka.pid").read_text())
+    try:
+        time.sleep(5)  # streaming
+        with psycopg.connect(spare_cluster.dsn(db), autocommit=True) as conn:
+            os.kill(kafka_pid, signal.SIGSTOP)  # Kafka hangs: no acknowledgements, no errors
+            try:
+                for i in range(20):
+                    conn.execute("insert into steady select g from generate_series(%s::int, %s::int) g",
+                                 (i * 100, i * 100 + 99))
+                time.sleep(6)  # three times wal_sender_timeout (and less than the broker's own session timeout)
+            finally:
+                os.kill(kafka_pid, signal.SIGCONT)
+        from kafka import KafkaConsumer, TopicPartition
+        consumer = KafkaConsumer(bootstrap_servers=KAFKA.split(","))
+
+        def on_kafka():
+            parts = consumer.partitions_for_topic(f"{prefix}.dml") or set()
+            tps = [TopicPartition(f"{prefix}.dml", p) for p in parts]
+            return sum(consumer.end_offsets(tps).values()) if tps else 0
+        wait_until(lambda: on_kafka() >= 2000, 120, what="all 2,000 events on Kafka after the stall")
+        server_log = [line for line in spare_cluster.log.read_text().splitlines() if "walsender" in line
+                      or "timeout" in line]
+        assert not server_log, server_log
+        assert on_kafka() == 2000
+        consumer.close()
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    text = (tmp_path / "consumer.log").read_text()
+    assert "capture interrupted" not in text, text  # the stream never broke
+    assert "replication timeout" not in spare_cluster.log.read_text()
