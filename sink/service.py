@@ -74,7 +74,6 @@ class SinkService:
             return 0
         events: list[Event] = []
         failures: list[BaseException] = []
-        dead_before = len(self._dead)
         for rec in records:
             if rec.value is not None and len(rec.value) > self.max_event_bytes:
                 self._dead_letter(rec, f"oversized: {len(rec.value)} bytes (limit {self.max_event_bytes})",
@@ -92,7 +91,7 @@ class SinkService:
         self._commit(records)
         metrics.BATCH_SECONDS.observe(time.monotonic() - started)
         metrics.LAST_COMMIT.set(time.time())
-        poisoned = len(self._dead) - dead_before
+        poisoned = len(self._dead)
         self._dead.clear()
         self._recent.extend([True] * poisoned + [False] * (len(records) - poisoned))
         self._check_poison_ratio()

@@ -158,7 +158,7 @@ class Pipeline:
         finally:
             consumer.close()
 
-    def read_topic(self, kind: str, min_count: int = 1, timeout: float = 30.0) -> list:
+    def read_topic(self, kind: str, min_count: int = 1, timeout: float = 60.0) -> list:
         consumer = KafkaConsumer(f"{self.prefix}.{kind}", bootstrap_servers=KAFKA.split(","),
                                  auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
                                  consumer_timeout_ms=1000)
