@@ -74,6 +74,7 @@ class CaptureService:
         last_heartbeat = self.clock() - self.heartbeat_interval
         db = self.database
         untracked = metrics.ROWS_UNTRACKED.labels(db)
+        pending, lag = metrics.PENDING_EVENTS.labels(db), metrics.LAG_BYTES.labels(db)
         try:
             while not self._stop and not (until and until()):
                 self._check_failure()
@@ -95,10 +96,10 @@ class CaptureService:
                         untracked.inc(self.normalizer.rows_untracked)
                         self.normalizer.rows_untracked = 0
                 self._confirm()
-                metrics.PENDING_EVENTS.labels(db).set(self.tracker.pending)
+                pending.set(self.tracker.pending)
                 wal_end = self.stream.wal_end
                 if wal_end and self.confirmed:
-                    metrics.LAG_BYTES.labels(db).set(max(0, wal_end - self.confirmed))
+                    lag.set(max(0, wal_end - self.confirmed))
             self.publisher.flush(timeout=30)
             self._check_failure()
             self._confirm(force=True)
