@@ -81,23 +81,45 @@ begin
         'ticket_number', ticket_number,
         'actor', script_tracking.actor(tenant_id)), false);
     -- session-level (not rolled back by a later failure of the script's own transaction)
-    perform set_config('pgtrail.exec_' || replace(id::text, '-', ''),
+    perform set_config(script_tracking._execution_setting('started', id),
                        extract(epoch from clock_timestamp())::text, false);
-    perform set_config('pgtrail.exec_tenant_' || replace(id::text, '-', ''), coalesce(tenant_id, ''), false);
-    perform set_config('pgtrail.exec_name_' || replace(id::text, '-', ''), script_name, false);
+    perform set_config(script_tracking._execution_setting('tenant', id), coalesce(tenant_id, ''), false);
+    perform set_config(script_tracking._execution_setting('name', id), script_name, false);
     return id;
 end
 $$;
 
-create or replace function script_tracking._execution_elapsed_ms(execution_id uuid)
-returns numeric
-language sql stable
+-- What track_script_execution remembers of an execution, in this session: its start time,
+-- script name and tenant, so that its completion or failure carries them too.
+create or replace function script_tracking._execution_setting(what text, execution_id uuid)
+returns text
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$ select 'pgtrail.exec_' || what || '_' || replace(execution_id::text, '-', '') $$;
+
+-- The end of an execution: its status and details, with what the session remembers of its start.
+create or replace function script_tracking._finish_execution(execution_id uuid, status text, detail jsonb,
+                                                             transactional boolean)
+returns uuid
+language plpgsql security definer
 set search_path = pg_catalog, pg_temp
 as $$
-    select round((extract(epoch from clock_timestamp())
-                  - nullif(current_setting('pgtrail.exec_' || replace(execution_id::text, '-', ''), true), '')::numeric)
-                 * 1000, 3)
+declare
+    started numeric := nullif(current_setting(script_tracking._execution_setting('started', execution_id), true), '');
+begin
+    perform script_tracking._emit('script', jsonb_build_object(
+        'execution_id', execution_id,
+        'status', status,
+        'script_name', nullif(current_setting(script_tracking._execution_setting('name', execution_id), true), ''),
+        'duration_ms', round((extract(epoch from clock_timestamp()) - started) * 1000, 3),
+        'actor', script_tracking.actor(
+            nullif(current_setting(script_tracking._execution_setting('tenant', execution_id), true), '')))
+        || detail, transactional);
+    return execution_id;
+end
 $$;
+revoke all on function script_tracking._finish_execution(uuid, text, jsonb, boolean) from public;
+drop function if exists script_tracking._execution_elapsed_ms(uuid);
 
 create or replace function script_tracking.complete_script_execution(execution_id uuid, rows_affected bigint default null)
 returns uuid
@@ -108,14 +130,8 @@ begin
     if execution_id is null then
         raise exception 'complete_script_execution: execution id must not be null' using errcode = '22004';
     end if;
-    perform script_tracking._emit('script', jsonb_build_object(
-        'execution_id', execution_id,
-        'status', 'completed',
-        'script_name', nullif(current_setting('pgtrail.exec_name_' || replace(execution_id::text, '-', ''), true), ''),
-        'rows_affected', rows_affected,
-        'duration_ms', script_tracking._execution_elapsed_ms(execution_id),
-        'actor', script_tracking.actor(nullif(current_setting('pgtrail.exec_tenant_' || replace(execution_id::text, '-', ''), true), ''))));
-    return execution_id;
+    return script_tracking._finish_execution(execution_id, 'completed',
+                                             jsonb_build_object('rows_affected', rows_affected), true);
 end
 $$;
 
@@ -131,16 +147,8 @@ begin
     if execution_id is null then
         raise exception 'fail_script_execution: execution id must not be null' using errcode = '22004';
     end if;
-    perform script_tracking._emit('script', jsonb_build_object(
-        'execution_id', execution_id,
-        'status', 'failed',
-        'script_name', nullif(current_setting('pgtrail.exec_name_' || replace(execution_id::text, '-', ''), true), ''),
-        'error', error_message,
-        'error_state', error_state,
-        'failed_statement', failed_statement,
-        'duration_ms', script_tracking._execution_elapsed_ms(execution_id),
-        'actor', script_tracking.actor(nullif(current_setting('pgtrail.exec_tenant_' || replace(execution_id::text, '-', ''), true), ''))), false);
-    return execution_id;
+    return script_tracking._finish_execution(execution_id, 'failed', jsonb_build_object(
+        'error', error_message, 'error_state', error_state, 'failed_statement', failed_statement), false);
 end
 $$;
 
