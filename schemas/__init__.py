@@ -10,6 +10,8 @@ from schemas.events import (
     EventKind,
     HeartbeatEvent,
     HeartbeatPayload,
+    LogImportEvent,
+    LogImportPayload,
     OperationEvent,
     OperationPayload,
     ScriptEvent,
@@ -20,11 +22,11 @@ from schemas.events import (
     event_adapter,
     parse_event,
 )
-from schemas.ids import event_id
+from schemas.ids import event_id, log_entry_id
 
 __all__ = [
     "SCHEMA_VERSION", "Actor", "DdlEvent", "DdlPayload", "DmlEvent", "DmlPayload", "Event",
-    "EventKind", "HeartbeatEvent", "HeartbeatPayload", "OperationEvent", "OperationPayload",
+    "EventKind", "HeartbeatEvent", "HeartbeatPayload", "LogImportEvent", "LogImportPayload", "OperationEvent", "OperationPayload",
     "ScriptEvent", "ScriptPayload", "SecurityEvent", "SecurityPayload", "Source", "event_adapter",
-    "event_id", "parse_event",
+    "event_id", "log_entry_id", "parse_event",
 ]

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 SCHEMA_VERSION = 1
 
-EventKind = Literal["ddl", "dml", "operation", "script", "heartbeat", "security"]
+EventKind = Literal["ddl", "dml", "operation", "script", "heartbeat", "security", "log_import"]
 EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
 
 
@@ -188,7 +188,52 @@ class SecurityEvent(_EventBase):
         return f"{self.source.database}.security"
 
 
-Event = Annotated[Union[DdlEvent, DmlEvent, OperationEvent, ScriptEvent, HeartbeatEvent, SecurityEvent],
+LogCategory = Literal["ddl", "dml", "query", "utility", "transaction", "role", "database", "system",
+                      "connection", "disconnection", "error", "other"]
+
+
+class LogImportPayload(_Model):
+    """One entry found in a PostgreSQL server log: a statement (with its duration and outcome when
+    the log has them), a connection, or an error without a statement.
+
+    Role, database and system commands (CREATE ROLE, CREATE DATABASE, ALTER SYSTEM ...) are what
+    event triggers cannot see; a log is the only witness to them from before tracking existed.
+    """
+
+    log_format: Literal["stderr", "csvlog", "jsonlog"]
+    origin: str = Field(description="file the entry came from, or 'sql' for script_tracking.import_postgres_logs")
+    line: int = Field(ge=1, description="first line of the entry in its input (1-based)")
+    category: LogCategory
+    command_tag: str | None = Field(None, description="e.g. CREATE TABLE, UPDATE, ALTER SYSTEM")
+    object_type: str | None = None
+    object_identity: str | None = Field(None, description="the object named by the statement, as written in it")
+    statement: str | None = None
+    status: Literal["ok", "failed"] = "ok"
+    error: str | None = None
+    error_state: str | None = Field(None, description="SQLSTATE of the error, when the log has it")
+    duration_ms: float | None = None
+    severity: str | None = Field(None, description="LOG, ERROR, FATAL ... as the server wrote it")
+    session_id: str | None = Field(None, description="%c: the server session id")
+    session_line: int | None = Field(None, description="%l: the line number inside the session")
+    virtual_xid: str | None = None
+    xid: int | None = None
+    query_id: int | None = None
+    backend_type: str | None = None
+    audit: dict[str, Any] | None = Field(None, description="the fields of a pgaudit AUDIT line")
+    simulated: bool = Field(False, description="made up by script_tracking.import_historical_operations for demos; never real history")
+
+
+class LogImportEvent(_EventBase):
+    kind: Literal["log_import"] = "log_import"
+    payload: LogImportPayload
+
+    def object_key(self) -> str:
+        p = self.payload
+        return f"{self.source.database}.{p.object_identity or p.command_tag or p.category}"
+
+
+Event = Annotated[Union[DdlEvent, DmlEvent, OperationEvent, ScriptEvent, HeartbeatEvent, SecurityEvent,
+                        LogImportEvent],
                   Field(discriminator="kind")]
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 

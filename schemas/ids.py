@@ -22,3 +22,13 @@ def event_id(system_id: str, database: str, commit_lsn: str, position: int) -> u
         raise ValueError("position must be >= 0")
     name = f"{system_id}/{database}/{commit_lsn.upper()}/{position}"
     return uuid.uuid5(PGTRAIL_NAMESPACE, name)
+
+
+def log_entry_id(server: str, key: str) -> uuid.UUID:
+    """Id of one entry imported from a server log.
+
+    `key` is built from the entry's content, never from the file it was read from, so the same
+    entry found again (a second import, a rotated file overlapping the last one, the gzip of a
+    file already imported) gets the same id and the vault adds nothing.
+    """
+    return uuid.uuid5(PGTRAIL_NAMESPACE, f"log/{server}/{key}")
