@@ -35,6 +35,10 @@ install_packages() {
   local need=()
   [ -x "$PG_BIN/pg_ctl" ] || need+=(postgresql-15)
   [ -f /usr/lib/postgresql/15/lib/wal2json.so ] || need+=(postgresql-15-wal2json)
+  # pgaudit: its AUDIT lines are one of the log formats `pgtrail import-logs` reads (tests make them)
+  [ -f /usr/lib/postgresql/15/lib/pgaudit.so ] || need+=(postgresql-15-pgaudit)
+  # pgbadger: the baseline `make bench` measures the log importer against
+  command -v pgbadger >/dev/null || need+=(pgbadger)
   command -v promtool >/dev/null || need+=(prometheus)
   command -v java >/dev/null || need+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || need+=(maven)
