@@ -15,6 +15,11 @@ HOME_DIR="${PGTRAIL_HOME:-$ROOT/.pgtrail}"
 PG_PORT="${PGTRAIL_PG_PORT:-54329}"
 KAFKA_PORT="${PGTRAIL_KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${PGTRAIL_KAFKA_CONTROLLER_PORT:-19093}"
+# A second listener with SASL (PLAIN and SCRAM-SHA-256) for the tests of Kafka security settings.
+# The account is a local test account, not a secret: it only opens this loopback broker.
+KAFKA_SASL_PORT="${PGTRAIL_KAFKA_SASL_PORT:-19094}"
+KAFKA_SASL_USER="pgtrail"
+KAFKA_SASL_PASSWORD="pgtrail-local-test"
 PG_BIN="/usr/lib/postgresql/15/bin"
 PG_DATA="$HOME_DIR/pg/data"
 PG_RUN="$HOME_DIR/pg/run"
@@ -159,10 +164,13 @@ kafka_configure() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$KAFKA_DIR/data
 num.partitions=3
@@ -195,11 +203,23 @@ kafka_start() {
   echo $! > "$KAFKA_DIR/kafka.pid"
   local i
   for i in $(seq 1 120); do
-    if port_open "$KAFKA_PORT"; then log "Kafka running on 127.0.0.1:$KAFKA_PORT"; return; fi
+    if port_open "$KAFKA_PORT"; then
+      log "Kafka running on 127.0.0.1:$KAFKA_PORT (SASL on $KAFKA_SASL_PORT)"
+      kafka_scram_user
+      return
+    fi
     kafka_running || { tail -20 "$KAFKA_DIR/kafka.log" >&2; die "Kafka exited; see $KAFKA_DIR/kafka.log"; }
     sleep 0.5
   done
   die "Kafka did not open port $KAFKA_PORT within 60 s; see $KAFKA_DIR/kafka.log"
+}
+
+# SCRAM credentials live in the cluster metadata; setting them again is harmless.
+kafka_scram_user() {
+  java -cp "$KAFKA_LIB/*" kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --alter \
+      --add-config "SCRAM-SHA-256=[iterations=8192,password=$KAFKA_SASL_PASSWORD]" \
+      --entity-type users --entity-name "$KAFKA_SASL_USER" >/dev/null 2>&1 \
+    || log "warning: could not set the SCRAM account of the SASL listener"
 }
 
 kafka_stop() {
