@@ -32,3 +32,10 @@ SLOT_SAFE_WAL_BYTES = Gauge("pgtrail_consumer_slot_safe_wal_bytes",
                             ["database", "slot"])
 SLOT_LOST = Gauge("pgtrail_consumer_slot_lost", "1 when the slot's WAL was removed: changes are lost",
                   ["database", "slot"])
+SOURCE_UP = Gauge("pgtrail_consumer_source_up",
+                  "1 while the source's replication stream is open; 0 while it is down and being retried",
+                  ["database"])
+SOURCE_RESTARTS = Counter("pgtrail_consumer_source_restarts_total",
+                          "Times a source's capture loop failed and was started again", ["database"])
+LAST_EVENT = Gauge("pgtrail_consumer_last_event_timestamp_seconds",
+                   "Unix time when the last event other than a heartbeat was read from the slot", ["database"])

@@ -18,7 +18,7 @@ from consumer.classify import Redactor
 from consumer.decoder import Begin, Commit, Message, decode
 from consumer.normalizer import Normalizer
 from consumer.source import SourceSession
-from consumer.stream import ReplicationStream
+from consumer.stream import ReplicationStream, SlotLost
 from pgtrail.errors import Fatal, Poison, Retryable, classify_kafka
 from publisher.base import Publisher
 from schemas import DdlEvent, DmlEvent, HeartbeatEvent, SecurityEvent
@@ -36,7 +36,8 @@ class CaptureService:
 
     def __init__(self, stream: ReplicationStream, publisher: Publisher, session: SourceSession, slot: str,
                  max_pending_events: int, heartbeat_interval: float = 10.0, redaction_key: bytes | None = None,
-                 redaction_policy: Mapping[str, str] | None = None, clock: Callable[[], float] = time.monotonic):
+                 redaction_policy: Mapping[str, str] | None = None, clock: Callable[[], float] = time.monotonic,
+                 label: str | None = None):
         self.stream = stream
         self.publisher = publisher
         self.session = session
@@ -51,17 +52,23 @@ class CaptureService:
         self._stop = False
         self.streamed = False  # reached the stream at least once
         self.normalizer: Normalizer | None = None
-        self.database = "?"
+        self.label = label  # the metrics label; by default the database's name
+        self.database = label or "?"
         self._consumed: dict[str, object] = {}  # kind -> labelled counter child (labels() is costly per event)
+        self._last_event = metrics.LAST_EVENT.labels(self.database)
         self._published: dict[str, object] = {}
 
     def stop(self) -> None:
         self._stop = True
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
-        identity = self.stream.open()
+        try:
+            identity = self.stream.open()
+        except SlotLost as exc:
+            metrics.SLOT_LOST.labels(self.label or exc.database, self.slot).set(1)
+            raise
         keys = self.session.signing_keys()
-        self.database = identity.database
+        self.database = self.label or identity.database
         # Without an explicit key, hashed values are keyed by the source's first signing key: stable
         # across restarts, and secret wherever the signing key is.
         redaction_key = self.redaction_key or hashlib.sha256(b"pgtrail-redaction:" + keys[min(keys)]).digest()
@@ -69,6 +76,9 @@ class CaptureService:
                                      Redactor(redaction_key, self.redaction_policy))
         log.info("streaming slot %s of %s (system %s)", self.slot, identity.database, identity.system_id)
         self.streamed = True
+        self._last_event = metrics.LAST_EVENT.labels(self.database)
+        up = metrics.SOURCE_UP.labels(self.database)
+        up.set(1)
         unit = None
         last_keepalive = self.clock()
         last_heartbeat = self.clock() - self.heartbeat_interval
@@ -104,6 +114,7 @@ class CaptureService:
             self._check_failure()
             self._confirm(force=True)
         finally:
+            up.set(0)
             self.stream.close()
             self.session.close()
 
@@ -135,6 +146,8 @@ class CaptureService:
                 consumed = self._consumed.get(kind) or self._consumed.setdefault(
                     kind, metrics.EVENTS_CONSUMED.labels(db, kind))
                 consumed.inc()
+                if kind != "heartbeat":
+                    self._last_event.set(time.time())
                 if isinstance(event, HeartbeatEvent):
                     now = time.time()
                     metrics.HEARTBEAT_RTT.labels(db).set(max(0.0, now - event.payload.sent_at))

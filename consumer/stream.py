@@ -27,6 +27,14 @@ WAL2JSON_OPTIONS = {
 }
 
 
+class SlotLost(Fatal):
+    """The slot's WAL was removed (max_slot_wal_keep_size): changes were lost; never skip silently."""
+
+    def __init__(self, database: str, message: str):
+        super().__init__(message)
+        self.database = database
+
+
 @dataclass(frozen=True)
 class SourceIdentity:
     system_id: str
@@ -97,9 +105,7 @@ class ReplicationStream:
                     raise Fatal(f"slot {self.slot!r} uses plugin {row[0]!r}, not wal2json: choose another "
                                 "PGTRAIL_SLOT or drop that slot")
                 if row and row[1] == "lost":
-                    from consumer import metrics
-                    metrics.SLOT_LOST.labels(conn.get_dsn_parameters().get("dbname", "?"), self.slot).set(1)
-                    raise Fatal(f"slot {self.slot!r} is lost (its WAL was removed by max_slot_wal_keep_size): "
+                    raise SlotLost(conn.get_dsn_parameters().get("dbname", "?"), f"slot {self.slot!r} is lost (its WAL was removed by max_slot_wal_keep_size): "
                                 "changes since its last confirmed position cannot be read; drop and recreate "
                                 "the slot and re-baseline")
         except psycopg2.Error as exc:
@@ -163,4 +169,4 @@ class ReplicationStream:
         self._cur = self._conn = None
 
 
-__all__ = ["ReplicationStream", "SourceIdentity", "WalMessage", "Retryable"]
+__all__ = ["ReplicationStream", "SlotLost", "SourceIdentity", "WalMessage", "Retryable"]

@@ -9,7 +9,7 @@ import sys
 
 from pydantic import ValidationError
 
-from pgtrail.errors import PgtrailError
+from pgtrail.errors import Fatal, PgtrailError
 from schemas.events import EVENT_KINDS
 
 log = logging.getLogger("pgtrail")
@@ -31,6 +31,17 @@ def cmd_install(args) -> int:
     from consumer.settings import ConsumerSettings
     from pgtrail.install import install, untrackable_tables
     from sink.settings import SinkSettings
+    if args.config:
+        from pgtrail import config, fleet
+        if args.dsn:
+            raise Fatal("--dsn and --config exclude each other")
+        if args.part == "source":
+            return 1 if fleet.install_all(config.load(args.config), vault=False) else 0
+        if args.part == "all":
+            return 1 if fleet.install_all(config.load(args.config), vault=True) else 0
+        cfg = config.load(args.config)
+        print(f"vault: applied {', '.join(install(cfg.sink.vault_dsn.get_secret_value(), 'vault'))}")
+        return 0
     if args.part in ("source", "all"):
         dsn = args.dsn or ConsumerSettings().source_dsn.get_secret_value()
         print(f"source: applied {', '.join(install(dsn, 'source'))}")
@@ -51,14 +62,47 @@ def cmd_uninstall(args) -> int:
     return 0
 
 
+def _capture_service(settings, kafka, label: str | None = None):
+    from consumer.service import CaptureService
+    from consumer.source import SourceSession
+    from consumer.stream import ReplicationStream
+    from publisher import KafkaPublisher
+
+    dsn = settings.source_dsn.get_secret_value()
+    stream = ReplicationStream(dsn, settings.slot, settings.status_interval)
+    key = settings.redaction_key.get_secret_value().encode() if settings.redaction_key else None
+    return CaptureService(stream, KafkaPublisher(kafka, client_id=f"pgtrail-consumer-{label or settings.slot}"),
+                          SourceSession(dsn), settings.slot, settings.max_pending_events,
+                          settings.heartbeat_interval, key, settings.redaction_policy, label=label)
+
+
+def _consume_fleet(args) -> int:
+    from consumer.fleet import FleetConsumer
+    from pgtrail import config
+    from publisher.topics import ensure_topics
+
+    cfg = config.load(args.config)
+    chosen = cfg.select(args.source, config.parse_shard(args.shard) if args.shard else None)
+    per_source = {s.name: cfg.consumer_settings(s) for s in chosen}
+    ensure_topics(cfg.kafka, list(EVENT_KINDS))
+    _metrics_server(cfg.consumer.consumer_metrics_port)
+    log.info("consuming %d of %d sources: %s", len(chosen), len(cfg.sources), ", ".join(per_source))
+    fleet = FleetConsumer(list(per_source), lambda name: _capture_service(per_source[name], cfg.kafka, name))
+    _on_term(fleet.stop)
+    fleet.run()
+    return 0
+
+
 def cmd_consume(args) -> int:
     from consumer.service import CaptureService, run_with_restarts
     from consumer.settings import ConsumerSettings
-    from consumer.source import SourceSession
-    from consumer.stream import ReplicationStream
-    from publisher import KafkaPublisher, KafkaSettings
+    from publisher import KafkaSettings
     from publisher.topics import ensure_topics
 
+    if args.config:
+        return _consume_fleet(args)
+    if args.source or args.shard:
+        raise Fatal("--source and --shard choose sources of a fleet: they need --config")
     settings, kafka = ConsumerSettings(), KafkaSettings()
     ensure_topics(kafka, list(EVENT_KINDS))
     _metrics_server(settings.consumer_metrics_port)
@@ -66,12 +110,7 @@ def cmd_consume(args) -> int:
     stopped = []
 
     def make() -> CaptureService:
-        dsn = settings.source_dsn.get_secret_value()
-        stream = ReplicationStream(dsn, settings.slot, settings.status_interval)
-        key = settings.redaction_key.get_secret_value().encode() if settings.redaction_key else None
-        service = CaptureService(stream, KafkaPublisher(kafka), SourceSession(dsn), settings.slot,
-                                 settings.max_pending_events, settings.heartbeat_interval, key,
-                                 settings.redaction_policy)
+        service = _capture_service(settings, kafka)
         if stopped:
             service.stop()
         current[:] = [service]
@@ -91,7 +130,6 @@ def cmd_sink(args) -> int:
     from kafka import KafkaConsumer
     from kafka.errors import KafkaError
 
-    from pgtrail.errors import Fatal
     from pgtrail.install import connect
     from publisher import KafkaPublisher, KafkaSettings
     from publisher.topics import ensure_topics
@@ -99,12 +137,17 @@ def cmd_sink(args) -> int:
     from sink.service import SinkService
     from sink.settings import SinkSettings
 
-    settings, kafka = SinkSettings(), KafkaSettings()
+    if args.config:
+        from pgtrail import config
+        cfg = config.load(args.config)
+        settings, kafka = cfg.sink, cfg.kafka
+    else:
+        settings, kafka = SinkSettings(), KafkaSettings()
     ensure_topics(kafka, settings.kinds)
     vault_dsn = settings.vault_dsn.get_secret_value()
     connect(vault_dsn, "vault").close()  # fail fast with a clear message
     try:
-        consumer = KafkaConsumer(*(kafka.topic(k) for k in settings.kinds), bootstrap_servers=kafka.bootstrap.split(","),
+        consumer = KafkaConsumer(*(kafka.topic(k) for k in settings.kinds), **kafka.client_options(),
                                  group_id=settings.group_id, enable_auto_commit=False,
                                  auto_offset_reset="earliest", client_id="pgtrail-sink",
                                  group_instance_id=settings.instance_id,
@@ -124,6 +167,34 @@ def cmd_sink(args) -> int:
         service.close()
         consumer.close()
         service.dead_letters.close()
+    return 0
+
+
+def cmd_status(args) -> int:
+    from pgtrail import config, fleet
+    cfg = config.load(args.config)
+    urls = args.metrics or [f"http://127.0.0.1:{cfg.consumer.consumer_metrics_port}/metrics"]
+    rows = fleet.status(cfg, urls)
+    print(fleet.render_status(rows, args.json))
+    return 0 if all(r.state == "up" and r.wal_status not in ("lost", "missing") for r in rows) else 1
+
+
+def cmd_slots(args) -> int:
+    from consumer.settings import ConsumerSettings
+    from pgtrail import config, fleet
+    if args.config and args.dsn:
+        raise Fatal("--dsn and --config exclude each other")
+    if args.config:
+        dsns = [s.dsn.get_secret_value() for s in config.load(args.config).sources]
+    else:
+        dsns = [args.dsn or ConsumerSettings().source_dsn.get_secret_value()]
+    if args.drop:
+        owners = [d for d in dsns if any(r["slot"] == args.drop for r in fleet.list_slots([d]))]
+        if not owners:
+            raise Fatal(f"no pgtrail slot named {args.drop!r} on {len(dsns)} server(s)")
+        print(fleet.drop_slot(owners[0], args.drop, args.force))
+        return 0
+    print(fleet.render_slots(fleet.list_slots(dsns), args.json))
     return 0
 
 
@@ -265,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("install", help="install or upgrade the tracking SQL (idempotent)")
     s.add_argument("part", choices=["source", "vault", "all"], nargs="?", default="all")
     s.add_argument("--dsn", help="overrides PGTRAIL_SOURCE_DSN / PGTRAIL_VAULT_DSN")
+    s.add_argument("--config", help="fleet file: install on every source (and the vault of [sink])")
     s.set_defaults(func=cmd_install)
 
     s = sub.add_parser("uninstall", help="remove the tracking SQL from a source database (idempotent)")
@@ -273,10 +345,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_uninstall)
 
     s = sub.add_parser("consume", help="stream the source's slot into Kafka (settings from PGTRAIL_*)")
+    s.add_argument("--config", help="fleet file: one replication stream per source database")
+    s.add_argument("--source", action="append", help="with --config: only this source (repeatable)")
+    s.add_argument("--shard", help="with --config: K/N, this process takes the K-th of N shares of the sources")
     s.set_defaults(func=cmd_consume)
 
     s = sub.add_parser("sink", help="load Kafka events into the Data Vault (settings from PGTRAIL_SINK_*)")
+    s.add_argument("--config", help="fleet file: its [kafka] and [sink] sections")
     s.set_defaults(func=cmd_sink)
+
+    s = sub.add_parser("status", help="every source of a fleet: server, slot, lag, last event, heartbeat age")
+    s.add_argument("--config", required=True, help="fleet file")
+    s.add_argument("--metrics", action="append",
+                   help="consumer metrics URL to read event and heartbeat ages from (repeatable; default "
+                        "http://127.0.0.1:<consumer_metrics_port>/metrics)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("slots", help="list pgtrail's replication slots, or drop one")
+    s.add_argument("--config", help="fleet file: the clusters of all its sources")
+    s.add_argument("--dsn", help="one server (default PGTRAIL_SOURCE_DSN)")
+    s.add_argument("--drop", metavar="SLOT", help="drop this slot (refused while a consumer streams it)")
+    s.add_argument("--force", action="store_true", help="with --drop: end the session streaming it first")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_slots)
 
     s = sub.add_parser("history", help="tracked history from the vault")
     s.add_argument("object", nargs="?", help="schema.table (or table) to restrict to")

@@ -36,7 +36,7 @@ def follow(settings: KafkaSettings, kinds: list[str] | None, database: str | Non
     if unknown:
         raise Fatal(f"unknown kind(s) {', '.join(sorted(unknown))}: choose from {', '.join(EVENT_KINDS)}")
     check_reachable(settings)
-    consumer = KafkaConsumer(*(settings.topic(k) for k in kinds), bootstrap_servers=settings.bootstrap.split(","),
+    consumer = KafkaConsumer(*(settings.topic(k) for k in kinds), **settings.client_options(),
                              group_id=f"pgtrail-tail-{uuid.uuid4().hex[:8]}", enable_auto_commit=False,
                              auto_offset_reset="earliest" if from_beginning else "latest")
     shown = 0

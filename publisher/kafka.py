@@ -48,7 +48,7 @@ class KafkaPublisher:
         self.settings = settings
         try:
             self._producer = KafkaProducer(
-                bootstrap_servers=settings.bootstrap.split(","),
+                **settings.client_options(),
                 client_id=client_id,
                 acks="all",
                 enable_idempotence=True,

@@ -25,13 +25,24 @@ def check_reachable(settings: KafkaSettings, timeout: float = 5.0) -> None:
                 "PGTRAIL_KAFKA_BOOTSTRAP and that the broker is running (make start)")
 
 
+def security_hint(settings: KafkaSettings) -> str:
+    """What to check when a broker accepts TCP but the client cannot bootstrap: brokers close the
+    connection on a failed SASL handshake without saying why, so the client only sees a timeout."""
+    if settings.security_protocol == "PLAINTEXT":
+        return ("; the port accepts connections: if the listener needs TLS or SASL, set "
+                "PGTRAIL_KAFKA_SECURITY_PROTOCOL and the matching settings")
+    who = f", user {settings.sasl_username}" if settings.sasl_username else ""
+    return (f" (security_protocol {settings.security_protocol}, mechanism {settings.sasl_mechanism}{who}): "
+            "check the credentials, the mechanism and that this port is that listener")
+
+
 def ensure_topics(settings: KafkaSettings, kinds: list[str], partitions: int = 3) -> None:
     names = [settings.topic(k) for k in kinds] + [settings.dead_letter_topic]
     check_reachable(settings)
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap.split(","), client_id="pgtrail-admin")
+        admin = KafkaAdminClient(client_id="pgtrail-admin", **settings.client_options())
     except KafkaError as exc:
-        raise Fatal(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from exc
+        raise Fatal(f"cannot reach Kafka at {settings.bootstrap}: {exc}{security_hint(settings)}") from exc
     try:
         existing = set(admin.list_topics())
         missing = [NewTopic(n, partitions, 1) for n in names if n not in existing]

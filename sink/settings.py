@@ -6,7 +6,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class SinkSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PGTRAIL_SINK_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PGTRAIL_SINK_", extra="ignore", populate_by_name=True)
 
     vault_dsn: SecretStr = Field(SecretStr("host=127.0.0.1 port=54329 user=postgres dbname=pgtrail_vault"),
                                  validation_alias=AliasChoices("PGTRAIL_VAULT_DSN", "PGTRAIL_SINK_VAULT_DSN"),
