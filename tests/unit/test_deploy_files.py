@@ -370,7 +370,8 @@ def test_build_context_admits_every_package_and_the_wheel_carries_the_sql():
                 if line.startswith("!")}
     packages = {p.parent.name for p in ROOT.glob("*/__init__.py")
                 if any(fnmatch(p.parent.name, pat) for pat in setuptools["packages"]["find"]["include"])}
-    assert packages and packages | {"pyproject.toml", project["project"]["readme"]} <= admitted
+    needed = packages | {"pyproject.toml", project["project"]["readme"]}
+    assert packages and needed <= admitted, f"add to .dockerignore: {sorted('!' + n for n in needed - admitted)}"
     # pgtrail install reads sql/<part>/*.sql from the installed package, not from a checkout
     for package, patterns in setuptools["package-data"].items():
         base = ROOT / package
