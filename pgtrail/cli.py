@@ -188,14 +188,17 @@ def cmd_slots(args) -> int:
         dsns = [s.dsn.get_secret_value() for s in config.load(args.config).sources]
     else:
         dsns = [args.dsn or ConsumerSettings().source_dsn.get_secret_value()]
+    problems: list[str] = []
     if args.drop:
-        owners = [d for d in dsns if any(r["slot"] == args.drop for r in fleet.list_slots([d]))]
+        owners = [d for d in dsns if any(r["slot"] == args.drop for r in fleet.list_slots([d], problems))]
         if not owners:
-            raise Fatal(f"no pgtrail slot named {args.drop!r} on {len(dsns)} server(s)")
+            raise Fatal(f"no pgtrail slot named {args.drop!r} on the {len(dsns) - len(problems)} reachable server(s)")
         print(fleet.drop_slot(owners[0], args.drop, args.force))
         return 0
-    print(fleet.render_slots(fleet.list_slots(dsns), args.json))
-    return 0
+    print(fleet.render_slots(fleet.list_slots(dsns, problems), args.json))
+    for p in problems:
+        print(f"pgtrail: warning: not listed, unreachable: {p}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def cmd_history(args) -> int:

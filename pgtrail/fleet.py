@@ -158,11 +158,19 @@ def render_status(rows: list[SourceStatus], as_json: bool) -> str:
 
 # ------------------------------------------------------------------ slots
 
-def list_slots(dsns: list[str]) -> list[dict]:
-    """pgtrail's slots (plugin wal2json, name starting with pgtrail) on every distinct cluster."""
+def list_slots(dsns: list[str], problems: list[str] | None = None) -> list[dict]:
+    """pgtrail's slots (plugin wal2json, name starting with pgtrail) on every distinct cluster.
+    A server that cannot be reached is added to `problems` (when given) and the others still listed."""
     rows, seen = [], set()
     for dsn in dsns:
-        with psycopg.connect(dsn, connect_timeout=5, autocommit=True) as conn:
+        try:
+            conn = psycopg.connect(dsn, connect_timeout=5, autocommit=True)
+        except psycopg.Error as exc:
+            if problems is None:
+                raise Fatal(f"cannot list slots on {describe_dsn(dsn)}: {_short(exc)}") from exc
+            problems.append(f"{describe_dsn(dsn)}: {_short(exc)}")
+            continue
+        with conn:
             system_id = conn.execute("select system_identifier::text from pg_control_system()").fetchone()[0]
             for r in conn.execute(
                     "select slot_name, database, active, active_pid, confirmed_flush_lsn::text, wal_status, "

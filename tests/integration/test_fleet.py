@@ -1,0 +1,210 @@
+"""Fleets: one consumer process for three databases, one of them stopped mid-run while the others
+go on; two sinks sharing the topics through the consumer group; status, slots, install --config;
+Kafka over SASL."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import KAFKA, dsn
+from tests.integration.conftest import ROOT, _admin, _drop_database, _new_database, _port_open, free_port, wait_until
+
+SASL_PORT = int(os.environ.get("PGTRAIL_KAFKA_SASL_PORT", "19094"))
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3).read().decode()
+    except OSError:
+        return {}
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def metric(port: int, name: str, **labels) -> float | None:
+    return scrape(port).get((name, tuple(sorted(labels.items()))))
+
+
+class Fleet:
+    def __init__(self, tmp: Path, names: list[str], kafka: dict[str, str] | None = None):
+        tag = uuid.uuid4().hex[:8]
+        self.tmp, self.names = tmp, names
+        self.dbs = {n: _new_database("source") for n in names}
+        self.vault_db = _new_database("vault")
+        self.prefix = f"f{tag}"
+        self.consumer_port = free_port()
+        kafka = kafka or {"bootstrap": KAFKA}
+        lines = ["[kafka]"] + [f'{k} = "{v}"' for k, v in kafka.items()] + [f'topic_prefix = "{self.prefix}"',
+                 "[consumer]", "status_interval = 1", "heartbeat_interval = 1",
+                 f"consumer_metrics_port = {self.consumer_port}",
+                 "[sink]", f'vault_dsn = "{dsn(self.vault_db)}"', f'group_id = "{self.prefix}-sink"',
+                 "max_batch = 200"]
+        for n, db in self.dbs.items():
+            lines += ["[[sources]]", f'name = "{n}"', f'dsn = "{dsn(db)}"', f'slot = "pgtrail_{tag}_{n}"']
+        self.config = tmp / "fleet.toml"
+        self.config.write_text("\n".join(lines) + "\n")
+        self.procs: list[tuple[subprocess.Popen, Path]] = []
+        for n, db in self.dbs.items():
+            with psycopg.connect(dsn(db), autocommit=True) as c:
+                c.execute(f"create table t_{n} (id int primary key, v text)")
+                c.execute(f"select script_tracking.track_table('t_{n}')")
+
+    def run(self, *args: str, env: dict | None = None, port: int | None = None) -> subprocess.Popen:
+        log = self.tmp / f"{args[0]}-{len(self.procs)}.log"
+        proc = subprocess.Popen([sys.executable, "-m", "pgtrail.cli", *args, "--config", str(self.config)],
+                                env={**os.environ, **(env or {})}, cwd=ROOT, stdout=open(log, "wb"),
+                                stderr=subprocess.STDOUT)
+        self.procs.append((proc, log))
+        if port:
+            wait_until(lambda: proc.poll() is not None or _port_open(port), 60, what=f"{args[0]} to start")
+            assert proc.poll() is None, log.read_text()[-3000:]
+        return proc
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pgtrail.cli", *args, "--config", str(self.config)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    def write(self, name: str, start: int, count: int, per_txn: int = 50) -> None:
+        with psycopg.connect(dsn(self.dbs[name])) as c:
+            for i in range(start, start + count, per_txn):
+                c.execute(f"insert into t_{name} select g, 'v' || g from generate_series(%s::int, %s::int) g",
+                          (i, min(i + per_txn, start + count) - 1))
+                c.commit()
+
+    def vault_rows(self, name: str) -> tuple[int, int]:
+        with psycopg.connect(dsn(self.vault_db)) as v:
+            return v.execute("select count(*), count(distinct primary_key->>'id') from vault.sat_row_change "
+                             "where table_name = %s", (f"t_{name}",)).fetchone()
+
+    def close(self) -> None:
+        for proc, _ in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc, _ in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for db in [*self.dbs.values(), self.vault_db]:
+            with _admin() as c:
+                c.execute(f'alter database "{db}" allow_connections true')
+            _drop_database(db)
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    f = Fleet(tmp_path, ["alpha", "beta", "gamma"])
+    yield f
+    f.close()
+
+
+def _set_down(db: str, down: bool) -> None:
+    """'Stop' one database of the shared cluster: refuse connections and end its sessions, the
+    consumer's walsender included — what the consumer sees when that server goes away."""
+    with _admin() as c:
+        c.execute(f'alter database "{db}" allow_connections {"false" if down else "true"}')
+        if down:
+            c.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (db,))
+
+
+def test_one_stopped_database_never_stops_the_others_and_two_sinks_share_the_load(fleet):
+    sink_ports = [free_port(), free_port()]
+    consumer = fleet.run("consume", port=fleet.consumer_port)
+    for i, port in enumerate(sink_ports):
+        fleet.run("sink", port=port, env={"PGTRAIL_SINK_INSTANCE_ID": f"{fleet.prefix}-sink-{i}",
+                                          "PGTRAIL_SINK_METRICS_PORT": str(port)})
+    wait_until(lambda: all(metric(fleet.consumer_port, "pgtrail_consumer_source_up", database=n) == 1
+                           for n in fleet.names), 60, what="all three sources streaming")
+    for n in fleet.names:
+        fleet.write(n, 0, 400)
+
+    _set_down(fleet.dbs["beta"], True)
+    wait_until(lambda: metric(fleet.consumer_port, "pgtrail_consumer_source_up", database="beta") == 0, 30,
+               what="beta reported down")
+    for n in ("alpha", "gamma"):
+        fleet.write(n, 400, 400)
+    for n in ("alpha", "gamma"):
+        wait_until(lambda: fleet.vault_rows(n)[0] >= 800, 120, interval=1, what=f"{n}'s 800 rows in the vault")
+    assert consumer.poll() is None, "the consumer died with one source down"
+    status = fleet.cli("status", "--metrics", f"http://127.0.0.1:{fleet.consumer_port}/metrics")
+    assert status.returncode == 1, status.stdout + status.stderr
+    rows = {line.split()[0]: line for line in status.stdout.splitlines()[1:]}
+    assert "DOWN" in rows["beta"] and "not currently accepting connections" in rows["beta"], status.stdout
+    assert rows["alpha"].split()[2] == "up" and "streaming" in rows["alpha"], status.stdout
+    assert (metric(fleet.consumer_port, "pgtrail_consumer_source_restarts_total", database="beta") or 0) >= 1
+
+    _set_down(fleet.dbs["beta"], False)
+    fleet.write("beta", 400, 400)
+    wait_until(lambda: fleet.vault_rows("beta")[0] >= 800, 150, interval=1, what="beta's 800 rows after it came back")
+    time.sleep(3)  # anything doubled would land now
+    for n in fleet.names:
+        assert fleet.vault_rows(n) == (800, 800), n
+    loaded = [sum(v for (name, _), v in scrape(p).items() if name == "pgtrail_sink_events_loaded_total")
+              for p in sink_ports]
+    assert all(x > 0 for x in loaded), f"one sink loaded nothing: {loaded}"
+    status = fleet.cli("status", "--json", "--metrics", f"http://127.0.0.1:{fleet.consumer_port}/metrics")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert '"heartbeat_age_s"' in status.stdout and '"state": "down"' not in status.stdout
+
+
+def test_install_config_reports_each_source_and_slots_drop_refuses_an_active_slot(tmp_path):
+    f = Fleet(tmp_path, ["one", "two"])
+    try:
+        with f.config.open("a") as fh:
+            fh.write(f'[[sources]]\nname = "broken"\ndsn = "{dsn("pgtrail_no_such_db")}"\n')
+        out = f.cli("install", "source")
+        assert out.returncode == 1
+        assert "one: source: applied 001_schema.sql" in out.stdout, out.stdout
+        assert "broken: FAILED" in out.stdout and 'database "pgtrail_no_such_db" does not exist' in out.stdout
+        assert out.stdout.index("broken: FAILED") > out.stdout.index("two: source")
+
+        consumer = f.run("consume", "--source", "one", port=f.consumer_port)
+        slot_one = f"pgtrail_{f.prefix[1:]}_one"
+        wait_until(lambda: slot_one in f.cli("slots").stdout, 60, what="slot created")
+        listing = f.cli("slots").stdout
+        assert slot_one in listing and f"pgtrail_{f.prefix[1:]}_two" not in listing  # --source chose one only
+        refused = f.cli("slots", "--drop", slot_one)
+        assert refused.returncode == 2 and "in use by pid" in refused.stderr
+        consumer.send_signal(signal.SIGTERM)
+        consumer.wait(30)
+        dropped = f.cli("slots", "--drop", slot_one)
+        assert dropped.returncode == 0, dropped.stderr
+        assert slot_one not in f.cli("slots").stdout
+    finally:
+        f.close()
+
+
+def test_kafka_over_sasl_scram_carries_the_events_and_a_wrong_password_is_a_clear_error(tmp_path):
+    kafka = {"bootstrap": f"127.0.0.1:{SASL_PORT}", "security_protocol": "SASL_PLAINTEXT",
+             "sasl_mechanism": "SCRAM-SHA-256", "sasl_username": "pgtrail"}
+    f = Fleet(tmp_path, ["secure"], kafka=kafka)
+    try:
+        sink_port = free_port()
+        env = {"PGTRAIL_KAFKA_SASL_PASSWORD": "pgtrail-local-test", "PGTRAIL_SINK_METRICS_PORT": str(sink_port)}
+        f.run("consume", env=env, port=f.consumer_port)
+        f.run("sink", env=env, port=sink_port)
+        f.write("secure", 0, 100)
+        wait_until(lambda: f.vault_rows("secure")[0] >= 100, 90, interval=1, what="rows through SASL Kafka")
+        assert f.vault_rows("secure") == (100, 100)
+        for proc, log in f.procs:
+            assert "pgtrail-local-test" not in log.read_text(), "the SASL password reached a log"
+
+        bad = subprocess.run([sys.executable, "-m", "pgtrail.cli", "consume", "--config", str(f.config)],
+                             env={**os.environ, "PGTRAIL_KAFKA_SASL_PASSWORD": "wrong-password",
+                                  "PGTRAIL_KAFKA_REQUEST_TIMEOUT_MS": "5000"},
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2
+        assert "check the credentials" in bad.stderr and "SCRAM-SHA-256" in bad.stderr, bad.stderr[-2000:]
+        assert "wrong-password" not in bad.stderr
+    finally:
+        f.close()
