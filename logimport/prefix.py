@@ -69,6 +69,7 @@ class PrefixMatch:
     fields: dict[str, str]
     severity: str
     message: str
+    session: bool  # matched the whole prefix, not only the part before %q
 
 
 class Prefix:
@@ -84,6 +85,7 @@ class Prefix:
 
     def match(self, line: str) -> PrefixMatch | None:
         m = self._session.match(line)
+        session = m is not None
         if m is None and self._background is not None:
             m = self._background.match(line)
         if m is None:
@@ -91,7 +93,7 @@ class Prefix:
         groups = m.groupdict()
         severity, message = groups.pop("severity"), groups.pop("message")
         fields = {k: v.strip() for k, v in groups.items() if v is not None and v.strip() not in _UNKNOWN}
-        return PrefixMatch(fields, severity, message)
+        return PrefixMatch(fields, severity, message, session)
 
     def __repr__(self) -> str:
         return f"Prefix({self.text!r})"
