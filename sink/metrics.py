@@ -10,3 +10,5 @@ BATCH_SECONDS = Histogram("pgtrail_sink_batch_seconds", "Time to load and commit
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 LAST_COMMIT = Gauge("pgtrail_sink_last_commit_timestamp_seconds", "Unix time of the last committed batch")
 POISON_RATIO = Gauge("pgtrail_sink_poison_ratio", "Share of the recent records that were dead-lettered")
+ASSIGNED_PARTITIONS = Gauge("pgtrail_sink_assigned_partitions",
+                            "Partitions this sink holds in the consumer group (several sinks share them)")

@@ -69,6 +69,7 @@ class SinkService:
             log.warning("Kafka unavailable (%s); retrying", exc)
             self.sleep(1.0)  # the records of this poll were not taken: nothing to redo
             return 0
+        metrics.ASSIGNED_PARTITIONS.set(len(self.consumer.assignment()))
         records = [r for batch in polled.values() for r in batch]
         if not records:
             return 0

@@ -149,9 +149,13 @@ def test_one_stopped_database_never_stops_the_others_and_two_sinks_share_the_loa
     time.sleep(3)  # anything doubled would land now
     for n in fleet.names:
         assert fleet.vault_rows(n) == (800, 800), n
+    # Which sink gets which rows depends on how three keys hash to partitions; what must hold is
+    # that both hold partitions of the group and that together they loaded every event once.
+    assigned = [metric(p, "pgtrail_sink_assigned_partitions") for p in sink_ports]
+    assert all(a and a >= 1 for a in assigned), f"a sink holds no partition: {assigned}"
     loaded = [sum(v for (name, _), v in scrape(p).items() if name == "pgtrail_sink_events_loaded_total")
               for p in sink_ports]
-    assert all(x > 0 for x in loaded), f"one sink loaded nothing: {loaded}"
+    assert sum(loaded) >= 2400, loaded
     status = fleet.cli("status", "--json", "--metrics", f"http://127.0.0.1:{fleet.consumer_port}/metrics")
     assert status.returncode == 0, status.stdout + status.stderr
     assert '"heartbeat_age_s"' in status.stdout and '"state": "down"' not in status.stdout
