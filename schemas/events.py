@@ -46,7 +46,8 @@ class Actor(_Model):
 
 
 class _EventBase(_Model):
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = Field(SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION,
+                                description="versions before this one still parse; a newer one is refused, never misread")
     event_id: UUID
     source: Source
     actor: Actor | None = Field(None, description="null when the change carried no attribution")

@@ -27,6 +27,16 @@ def classify_db_error(exc: psycopg.Error) -> type:
     return classify_sqlstate(getattr(exc, "sqlstate", None))
 
 
+def _why(exc: Exception) -> str:
+    """The first thing wrong with a record, by field, e.g. 'dml.schema_version: Input should be ...'."""
+    if isinstance(exc, ValidationError) and exc.errors():
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err.get("loc", ())) or "body"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        return f"{where}: {err.get('msg')}{more}"
+    return str(exc).splitlines()[0]
+
+
 class SinkService:
     """Loads one batch of records at a time.
 
@@ -83,7 +93,7 @@ class SinkService:
             try:
                 events.append(parse_event(rec.value))
             except (ValidationError, ValueError, TypeError) as exc:
-                self._dead_letter(rec, f"invalid event: {str(exc).splitlines()[0]}", "invalid", failures)
+                self._dead_letter(rec, f"invalid event: {_why(exc)}", "invalid", failures)
         started = time.monotonic()
         self._load_with_retry(events, failures)
         self.dead_letters.flush(timeout=30)

@@ -8,7 +8,7 @@ from urllib.request import urlopen
 from kafka import KafkaProducer
 
 from tests.conftest import KAFKA
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import ROOT, wait_until
 
 
 def test_poison_records_are_dead_lettered_and_loading_continues(pipeline):
@@ -16,8 +16,11 @@ def test_poison_records_are_dead_lettered_and_loading_continues(pipeline):
     pipeline.start("sink")
     producer = KafkaProducer(bootstrap_servers=KAFKA.split(","))
     valid_shape_bad_value = json.dumps({"kind": "dml", "event_id": str(uuid.uuid4())})
+    # a well-formed event of a schema version newer than this sink knows: refused, never misread
+    newer = json.loads((ROOT / "tests/unit/fixtures/events_v1.jsonl").read_text().splitlines()[0])
+    newer.update(schema_version=2, event_id=str(uuid.uuid4()))
     for body in (b"{not json", b"\xff\xfe binary", valid_shape_bad_value.encode(),
-                 json.dumps({"schema_version": 99, "kind": "teleport"}).encode()):
+                 json.dumps({"schema_version": 99, "kind": "teleport"}).encode(), json.dumps(newer).encode()):
         producer.send(f"{pipeline.prefix}.dml", value=body, key=b"x")
     producer.flush()
     producer.close()
@@ -25,10 +28,12 @@ def test_poison_records_are_dead_lettered_and_loading_continues(pipeline):
         conn.execute("create table after_poison (id int primary key)")
     wait_until(lambda: pipeline.vault_count("select count(*) from vault.sat_ddl where object_identity = "
                                             "'public.after_poison'"), 60, what="the good event after the poison")
-    dead = pipeline.read_topic("deadletter", min_count=4)
-    assert len(dead) == 4
+    dead = pipeline.read_topic("deadletter", min_count=5)
+    assert len(dead) == 5
     reasons = [dict(r.headers)["pgtrail_reason"].decode() for r in dead]
     assert all(r.startswith("invalid event:") for r in reasons), reasons
+    assert any("schema_version" in r and "less than or equal to 1" in r for r in reasons), reasons
+    assert pipeline.vault_count("select count(*) from vault.hub_event where event_id = %s", (newer["event_id"],)) == 0
     assert {r.value for r in dead} >= {b"{not json", b"\xff\xfe binary"}
     origins = [dict(r.headers)["pgtrail_origin"].decode() for r in dead]
     assert all(o.startswith(f"{pipeline.prefix}.dml/") for o in origins)
