@@ -11,7 +11,8 @@ that is not understood is ("other", its first word in upper case, None, None).
 from __future__ import annotations
 
 import re
-from typing import Iterator, NamedTuple
+from functools import lru_cache
+from typing import NamedTuple
 
 
 class Classification(NamedTuple):
@@ -36,18 +37,25 @@ _BARE = re.compile(r"[a-z_][a-z0-9_$]*")
 _MAX_TOKENS = 2000  # how far into a statement we look, whatever its length
 
 
+_END = ("end", "", "")
+_HAS_AS = re.compile(r"\bas\b", re.I)
+
+
 class _Tokens:
-    """Tokens of one statement, produced on demand; comments and whitespace skipped. Words are
-    upper-cased for matching; `raw` keeps the text for names."""
+    """Tokens of one statement as (kind, text, upper-cased word or ''), scanned only as far as
+    they are looked at; comments and whitespace skipped."""
 
     def __init__(self, sql: str):
-        self._it = self._scan(sql)
-        self._buf: list[tuple[str, str]] = []
+        self.sql, self._pos = sql, 0
+        self._toks: list[tuple[str, str, str]] = []
+        self._i = 0
 
-    @staticmethod
-    def _scan(sql: str) -> Iterator[tuple[str, str]]:
-        pos, count = 0, 0
-        while pos < len(sql) and count < _MAX_TOKENS:
+    def _fill(self, n: int) -> None:
+        sql, toks, pos = self.sql, self._toks, self._pos
+        while len(toks) < n:
+            if pos >= len(sql) or len(toks) >= _MAX_TOKENS:
+                toks.append(_END)
+                continue
             m = _TOKEN.match(sql, pos)
             kind, text = m.lastgroup, m.group()
             pos = m.end()
@@ -60,21 +68,26 @@ class _Tokens:
                 end = sql.find(text, pos)
                 pos = len(sql) if end < 0 else end + len(text)
                 kind = "string"
-            count += 1
-            yield kind, text
+            toks.append((kind, text, text.upper() if kind == "word" else ""))
+        self._pos = pos
 
     def peek(self, ahead: int = 0) -> tuple[str, str]:
-        while len(self._buf) <= ahead:
-            self._buf.append(next(self._it, ("end", "")))
-        return self._buf[ahead]
+        i = self._i + ahead
+        if i >= len(self._toks):
+            self._fill(i + 1)
+        tok = self._toks[i]
+        return tok[0], tok[1]
 
     def word(self, ahead: int = 0) -> str:
-        kind, text = self.peek(ahead)
-        return text.upper() if kind == "word" else ""
+        i = self._i + ahead
+        if i >= len(self._toks):
+            self._fill(i + 1)
+        return self._toks[i][2]
 
     def next(self) -> tuple[str, str]:
         tok = self.peek()
-        self._buf.pop(0)
+        if tok[0] != "end":
+            self._i += 1
         return tok
 
     def accept(self, *words: str) -> bool:
@@ -144,8 +157,9 @@ def _ident(kind: str, text: str) -> str | None:
     return None
 
 
-def _name(t: _Tokens) -> str | None:
-    """A possibly qualified name (a.b.c); a function's argument list is skipped, not kept."""
+def _name(t: _Tokens, args: bool = False) -> str | None:
+    """A possibly qualified name (a.b.c); with `args`, a function's argument list after it is
+    skipped, not kept."""
     part = _ident(*t.peek())
     if part is None:
         return None
@@ -154,14 +168,15 @@ def _name(t: _Tokens) -> str | None:
     while t.peek() == ("op", ".") and _ident(*t.peek(1)) is not None:
         t.next()
         parts.append(_ident(*t.next()))
-    t.skip_parens()
+    if args:
+        t.skip_parens()
     return ".".join(parts)
 
 
 def _names(t: _Tokens) -> str | None:
     """A comma-separated list of names (DROP TABLE a, b), joined with ', '."""
     names = []
-    while (name := _name(t)) is not None:
+    while (name := _name(t, args=True)) is not None:
         names.append(name)
         if t.peek() != ("op", ","):
             break
@@ -229,6 +244,30 @@ def classify(sql: str | None) -> Classification:
     """Category, command tag, object type and object of the first statement in `sql`."""
     if not sql:
         return Classification("other", None, None, None)
+    # the same statement text recurs (prepared statements, ORMs): short ones are remembered
+    return _classify_cached(sql) if len(sql) <= 4096 else _classify(sql)
+
+
+@lru_cache(maxsize=4096)
+def _classify_cached(sql: str) -> Classification:
+    return _classify(sql)
+
+
+_IDENT = r'(?:"(?:[^"]|"")*"|[^\W\d][\w$]*)'
+_FAST = re.compile(r"\s*(?:(?P<select>select)\b|(?P<verb>insert\s+into|update|delete\s+from)\s+(?P<only>only\s+)?"
+                   rf"(?P<name>{_IDENT}(?:\s*\.\s*{_IDENT})*))", re.I)
+
+
+def _classify(sql: str) -> Classification:
+    if (m := _FAST.match(sql)) is not None:  # most of a log: plain SELECT, INSERT, UPDATE, DELETE
+        if m.group("select"):
+            return Classification("query", "SELECT", None, None)
+        name = m.group("name")
+        if not name.upper() in ("ONLY", "INTO", "FROM"):
+            verb = m.group("verb").split()[0].upper()
+            parts = re.findall(_IDENT, name)
+            return Classification("dml", verb, "table", ".".join(_ident("qident" if p[0] == '"' else "word", p)
+                                                                 for p in parts))
     try:
         t = _Tokens(sql)
         while t.peek() == ("op", "("):  # (SELECT ...) UNION ...
@@ -332,8 +371,8 @@ def _ddl(verb: str, t: _Tokens) -> Classification:
         name = _name(t)
         table = _name(t) if t.find("TO" if noun == "RULE" and verb == "CREATE" else "ON") else None
         return Classification(category, tag, otype, f"{name} on {table}" if name and table else name)
-    ident = _names(t) if verb == "DROP" else _name(t)
-    if verb == "CREATE" and noun == "TABLE" and t.find("AS") and t.word() in ("SELECT", "WITH", "VALUES", "TABLE",
+    ident = _names(t) if verb == "DROP" else _name(t, args=True)
+    if verb == "CREATE" and noun == "TABLE" and _HAS_AS.search(t.sql) and t.find("AS") and t.word() in ("SELECT", "WITH", "VALUES", "TABLE",
                                                                                 "EXECUTE", ""):
         tag = "CREATE TABLE AS"
     return Classification(category, tag, otype, ident)
