@@ -3,6 +3,7 @@ go on; two sinks sharing the topics through the consumer group; status, slots, i
 Kafka over SASL."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -119,12 +120,15 @@ def _set_down(db: str, down: bool) -> None:
 
 def test_one_stopped_database_never_stops_the_others_and_two_sinks_share_the_load(fleet):
     sink_ports = [free_port(), free_port()]
+    with fleet.config.open("a") as fh:  # a fourth source whose credentials are refused from the start
+        fh.write(f'[[sources]]\nname = "badcreds"\ndsn = "{dsn(fleet.dbs["alpha"], user="pgtrail_no_such_role", password="wrong")}"\n')
     consumer = fleet.run("consume", port=fleet.consumer_port)
     for i, port in enumerate(sink_ports):
         fleet.run("sink", port=port, env={"PGTRAIL_SINK_INSTANCE_ID": f"{fleet.prefix}-sink-{i}",
                                           "PGTRAIL_SINK_METRICS_PORT": str(port)})
     wait_until(lambda: all(metric(fleet.consumer_port, "pgtrail_consumer_source_up", database=n) == 1
                            for n in fleet.names), 60, what="all three sources streaming")
+    assert metric(fleet.consumer_port, "pgtrail_consumer_source_up", database="badcreds") == 0
     for n in fleet.names:
         fleet.write(n, 0, 400)
 
@@ -157,8 +161,16 @@ def test_one_stopped_database_never_stops_the_others_and_two_sinks_share_the_loa
               for p in sink_ports]
     assert sum(loaded) >= 2400, loaded
     status = fleet.cli("status", "--json", "--metrics", f"http://127.0.0.1:{fleet.consumer_port}/metrics")
-    assert status.returncode == 0, status.stdout + status.stderr
-    assert '"heartbeat_age_s"' in status.stdout and '"state": "down"' not in status.stdout
+    assert status.returncode == 1, status.stdout + status.stderr  # badcreds is still refused
+    by_name = {r["name"]: r for r in json.loads(status.stdout)}
+    assert by_name["badcreds"]["state"] == "down" and "pgtrail_no_such_role" in by_name["badcreds"]["error"]
+    for n in fleet.names:
+        assert by_name[n]["state"] == "up" and by_name[n]["consumer_up"] is True, by_name[n]
+        assert by_name[n]["heartbeat_age_s"] is not None and by_name[n]["heartbeat_age_s"] < 30, by_name[n]
+        assert by_name[n]["last_event_age_s"] is not None
+    for _, log in fleet.procs:
+        assert "password=wrong" not in log.read_text(), f"a DSN's password reached {log.name}"
+    assert "password=wrong" not in status.stdout
 
 
 def test_install_config_reports_each_source_and_slots_drop_refuses_an_active_slot(tmp_path):
