@@ -201,6 +201,39 @@ def cmd_slots(args) -> int:
     return 1 if problems else 0
 
 
+def cmd_import_logs(args) -> int:
+    from pgtrail import importlogs
+    if args.check_server:
+        advice = importlogs.check_server(args.check_server)
+        print(importlogs.render_advice(advice))
+        return 0 if all(a.ok for a in advice) else 1
+    if not args.files:
+        raise Fatal("name the log files to import (or --check-server DSN)")
+    publisher = None
+    if not args.dry_run:
+        from publisher import KafkaPublisher, KafkaSettings
+        from publisher.topics import ensure_topics
+        kafka = KafkaSettings()
+        ensure_topics(kafka, ["log_import"])
+        publisher = KafkaPublisher(kafka, client_id="pgtrail-import-logs")
+    results = []
+    try:
+        for path in args.files:
+            results.append(importlogs.import_file(path, publisher, server=args.server, log_format=args.format,
+                                                  prefix=args.prefix))
+    finally:
+        if publisher is not None:
+            publisher.close()
+    failed = 0
+    for r in results:
+        verb = "parsed (dry run)" if args.dry_run else f"{r.published} published"
+        print(f"{r.path}: {verb}; {r.report.summary()}")
+        if r.error:
+            failed += 1
+            print(f"{r.path}: NOT IMPORTED: {r.error}")
+    return 1 if failed else 0
+
+
 def cmd_history(args) -> int:
     from pgtrail import history
     from pgtrail.install import connect
@@ -364,6 +397,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "http://127.0.0.1:<consumer_metrics_port>/metrics)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("import-logs", help="import PostgreSQL server logs (stderr, csvlog, jsonlog; gzip) as "
+                                           "historical events; --check-server says what to log")
+    s.add_argument("files", nargs="*", metavar="FILE")
+    s.add_argument("--format", choices=["stderr", "csvlog", "jsonlog"], help="default: detected per file")
+    s.add_argument("--prefix", help="the server's log_line_prefix (stderr); default: detected")
+    s.add_argument("--server", default="unknown",
+                   help="name of the cluster the logs come from (its system identifier is a good one); part of "
+                        "every event id, so use the same one each time")
+    s.add_argument("--dry-run", action="store_true", help="parse and report, publish nothing")
+    s.add_argument("--check-server", metavar="DSN", help="show the server's logging settings and what to change")
+    s.set_defaults(func=cmd_import_logs)
 
     s = sub.add_parser("slots", help="list pgtrail's replication slots, or drop one")
     s.add_argument("--config", help="fleet file: the clusters of all its sources")

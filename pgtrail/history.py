@@ -11,7 +11,7 @@ from pgtrail import tables
 
 _COLUMNS = """event_id, kind, commit_time, commit_lsn::text as commit_lsn, position, database_name, object_identity,
        session_user_name, application_name, client_addr, tenant_id, action, statement, primary_key,
-       operation_name, status, error, ticket_number, untracked, execution_id, tags"""
+       operation_name, status, error, ticket_number, untracked, execution_id, tags, simulated, log_duration_ms"""
 
 # One object's (or database's) events: found through the link's index on the object.
 _BY_OBJECT = f"""
@@ -56,6 +56,11 @@ def _detail(row: dict[str, Any]) -> str:
         return f"{row['operation_name'] or 'script'}{ticket}{error}"
     if row["kind"] == "security":
         return f"UNTRUSTED MESSAGE: {row['error']}"
+    if row["kind"] == "log_import":
+        simulated = "[SIMULATED] " if row.get("simulated") else ""
+        failed = f" FAILED: {row['error']}" if row.get("status") == "failed" else ""
+        took = f" ({row['log_duration_ms']:.1f} ms)" if row.get("log_duration_ms") is not None else ""
+        return f"{simulated}[from log] {' '.join((row['statement'] or '').split())}{took}{failed}"
     status = f" {row['status']}" if row.get("status") and row["status"] != "completed" else ""
     return f"operation {row['operation_name']!r}{status}"
 

@@ -24,7 +24,10 @@ def summary(ev: Event) -> str:
             "operation": lambda: f"{p.operation_type} {p.name} {p.status}",
             "script": lambda: f"SCRIPT {p.status.upper()} {p.script_name or p.execution_id}",
             "heartbeat": lambda: "heartbeat",
-            "security": lambda: f"UNTRUSTED MESSAGE: {p.reason}"}[ev.kind]()
+            "security": lambda: f"UNTRUSTED MESSAGE: {p.reason}",
+            "log_import": lambda: (f"{'[SIMULATED] ' if p.simulated else ''}[log {p.origin}:{p.line}] "
+                                   f"{p.command_tag or p.category.upper()} {p.object_identity or ''} "
+                                   f"{'FAILED' if p.status == 'failed' else ''}")}[ev.kind]()
     tags = f" [{','.join(ev.tags)}]" if ev.tags else ""
     return f"{when} {ev.source.database} {ev.kind:<9} {who:<12} {what.strip()}{tags}"
 

@@ -10,7 +10,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from pgtrail.errors import Retryable
-from schemas import DdlEvent, DmlEvent, Event, HeartbeatEvent, OperationEvent, ScriptEvent, SecurityEvent
+from schemas import (DdlEvent, DmlEvent, Event, HeartbeatEvent, LogImportEvent, OperationEvent, ScriptEvent,
+                     SecurityEvent)
 from sink.hashing import hash_diff, hk_actor, hk_database, hk_event, hk_link, hk_object, hk_script, hk_tenant
 
 _PLAIN_IDENT = re.compile(r"^[a-z_][a-z0-9_$]*$")
@@ -38,6 +39,11 @@ def object_identity(event: Event) -> str:
         return "security"
     if isinstance(event, HeartbeatEvent):
         return "heartbeat"
+    if isinstance(event, LogImportEvent):
+        # as written in the statement: `t` and `public.t` stay two keys (a log does not say which
+        # schema a name resolved to)
+        p = event.payload
+        return p.object_identity or f"log:{(p.command_tag or p.category).lower()}"
     raise TypeError(f"unknown event type {type(event).__name__}")
 
 
@@ -94,6 +100,13 @@ _TABLES: dict[str, list[tuple[str, str]]] = {
     "sat_security_event": [("hk_event", "bytea"), ("reason", "text"), ("prefix", "text"),
                            ("transactional", "boolean"), ("claimed_kind", "text"), ("content", "text"),
                            ("content_bytes", "integer"), ("record_source", "text")],
+    "sat_log_entry": [("hk_event", "bytea"), ("log_format", "text"), ("origin", "text"), ("line", "bigint"),
+                      ("category", "text"), ("command_tag", "text"), ("object_type", "text"),
+                      ("object_identity", "text"), ("statement", "text"), ("status", "text"), ("error", "text"),
+                      ("error_state", "text"), ("duration_ms", "double precision"), ("severity", "text"),
+                      ("session_id", "text"), ("session_line", "bigint"), ("virtual_xid", "text"),
+                      ("xid", "bigint"), ("query_id", "bigint"), ("backend_type", "text"), ("audit", "jsonb"),
+                      ("simulated", "boolean"), ("record_source", "text")],
 }
 # History satellites: (hk_object, hk_event, effective_at, commit_lsn, position, hash_diff, <payload...>, source).
 _HISTORY: dict[str, list[tuple[str, str]]] = {
@@ -222,6 +235,12 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
         elif isinstance(ev, SecurityEvent):
             rows["sat_security_event"][hev] = (hev, p.reason, p.prefix, p.transactional, p.claimed_kind,
                                                p.content, p.content_bytes, record_source)
+        elif isinstance(ev, LogImportEvent):
+            rows["sat_log_entry"][hev] = (
+                hev, p.log_format, p.origin, p.line, p.category, p.command_tag, p.object_type, p.object_identity,
+                p.statement, p.status, p.error, p.error_state, p.duration_ms, p.severity, p.session_id,
+                p.session_line, p.virtual_xid, p.xid, p.query_id, p.backend_type, _jsonb(p.audit), p.simulated,
+                record_source)
     return {name: list(r.values()) for name, r in rows.items()}
 
 

@@ -16,7 +16,7 @@ class SinkSettings(BaseSettings):
                                     "id takes its partitions back at once instead of after a session timeout")
     session_timeout_ms: int = Field(10000, ge=6000, description="a sink that stops heart-beating loses its "
                                     "partitions to the others after this long")
-    kinds: list[str] = Field(["ddl", "dml", "operation", "script", "security"],
+    kinds: list[str] = Field(["ddl", "dml", "operation", "script", "security", "log_import"],
                              description="event kinds (topics) to load; heartbeats are not stored")
     max_batch: int = Field(2000, ge=1, description="records loaded per vault transaction at most")
     poll_timeout_ms: int = Field(500, ge=10)
