@@ -173,9 +173,8 @@ def _records(report: ParseReport, head: list[str], prefix: str | None):
 
 
 def _is_binary(report: ParseReport, binary_lines: int) -> bool:
-    """After the first lines: nothing read and most of them binary."""
-    return report.entries == 0 and report.merged == 0 and report.skipped == 0 and report.unparsed > 0 \
-        and binary_lines * 2 >= report.lines
+    """After the first lines: not one of them read, and most of them binary."""
+    return 0 < report.unparsed == report.lines - report.blank and binary_lines * 2 >= report.lines
 
 
 class _Counting(io.RawIOBase):
