@@ -26,6 +26,7 @@ from uuid import UUID
 
 from consumer.classify import Redactor, tags_for
 from consumer.decoder import Begin, Change, Commit, Message, RowChange
+from consumer.logs import log_import_events
 from consumer.signing import Forged, verify
 from consumer.spill import SpillBuffer
 from pgtrail.errors import Poison
@@ -257,6 +258,8 @@ class Normalizer:
                 payload = ScriptPayload(**{k: v for k, v in body.items() if k in _SCRIPT_FIELDS})
                 self._note_execution(payload, actor)
                 yield ScriptEvent(event_id=eid, source=source, actor=actor, payload=payload)
+            elif kind == "log_import":
+                yield from log_import_events(body, self.system_id, source, eid, actor)
             elif kind == "heartbeat":
                 yield HeartbeatEvent(event_id=eid, source=source, actor=actor,
                                      payload=HeartbeatPayload(sent_at=float(body["sent_at"])))
