@@ -134,14 +134,17 @@ def detect_format(head: list[str]) -> str:
 
 
 def detect_prefix(head: list[str]) -> tuple[Prefix | None, int, int]:
-    """The common prefix that reads most of these lines: (prefix, lines matched, lines tried)."""
+    """The common prefix that reads most of these lines: (prefix, lines matched, lines tried).
+    Ties go to the one matching more lines whole (not cut at %q), then to the more specific one:
+    a free-text value such as %d would also swallow a '/%a' that a longer prefix reads apart."""
     lines = [line for line in head if line.strip() and not line.startswith("\t")]
-    best, best_score = None, (0, 0)
+    best, best_score = None, (0, 0, 0)
     for text in COMMON_PREFIXES:
         candidate = Prefix(text)
         matches = [candidate.match(line) for line in lines]
-        score = (sum(m is not None for m in matches), sum(m is not None and m.session for m in matches))
-        if score > best_score:
+        score = (sum(m is not None for m in matches), sum(m is not None and m.session for m in matches),
+                 len(candidate.escapes))
+        if score[0] and score > best_score:
             best, best_score = candidate, score
     return best, best_score[0], len(lines)
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 from logimport import LogFormatError, ParseReport, read_log
 from schemas.events import LogImportEvent, parse_event
-from tests.unit.fixtures.logs.make_fixtures import NO_SUCH_DB, plan
+from tests.unit.fixtures.logs.make_fixtures import NO_SUCH_DB, assert_entries
 
 LOGS = Path(__file__).parent / "fixtures" / "logs"
 MANIFEST: dict[str, dict[str, str]] = json.loads((LOGS / "manifest.json").read_text())
@@ -23,10 +22,6 @@ def read(source, name: str, detect: bool = False, **kw) -> tuple[list[LogImportE
     prefix = None if detect else MANIFEST[name].get("log_line_prefix")
     events = list(read_log(source, origin=name, server="fixture", prefix=prefix, report=report, **kw))
     return events, report
-
-
-def durations_logged(settings: dict[str, str]) -> bool:
-    return settings.get("log_min_duration_statement") == "0" or settings.get("log_duration") == "on"
 
 
 def error_states_logged(name: str) -> bool:
@@ -40,42 +35,7 @@ def test_each_statement_is_one_entry_with_its_facts(name):
     events, report = read(LOGS / name, name)
     assert report.unparsed == 0, report.summary()
     assert report.log_format == settings["format"]
-    by_sql = defaultdict(list)
-    for event in events:
-        if event.payload.statement is not None:
-            by_sql[event.payload.statement].append(event)
-    tag = settings["tag"]
-    checked = 0
-    for step in plan(tag):
-        found = by_sql.get(step.sql, [])
-        logged = step.logged(settings)
-        if logged is False:
-            assert found == [], f"{step.sql!r} is not logged with these settings"
-            continue
-        if logged is None and not found:  # below log_min_duration_statement this time
-            continue
-        assert len(found) == 1, f"{step.sql!r}: {len(found)} entries, expected one"
-        event, p = found[0], found[0].payload
-        assert (p.category, p.command_tag, p.object_identity) == (step.category, step.command_tag,
-                                                                  step.object_identity), step.sql
-        assert p.status == ("failed" if step.failed else "ok"), step.sql
-        if step.failed:
-            assert p.error and p.severity == "ERROR"
-            if error_states_logged(name):
-                assert p.error_state == step.error_state, step.sql
-        user, database, app = step.actor(tag)
-        assert (event.actor.session_user, event.source.database, event.actor.application_name) == (user, database, app)
-        assert event.actor.client_addr == ("[local]" if step.client == "local" else "127.0.0.1")
-        assert event.actor.backend_pid > 0
-        if durations_logged(settings) and not step.failed:
-            assert p.duration_ms is not None, step.sql
-        if step.min_duration_ms and p.duration_ms is not None:
-            assert p.duration_ms >= step.min_duration_ms
-        if "pgaudit.log" in settings and step.audit in settings["pgaudit.log"].split(","):
-            assert p.audit is not None and p.audit["command"] == step.command_tag, step.sql
-        assert event.source.commit_time is not None and event.source.commit_time.utcoffset() is not None
-        checked += 1
-    assert checked >= 8
+    assert assert_entries(events, settings, settings["tag"]) >= 8
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST))
