@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import zlib
 from collections import Counter
@@ -22,7 +23,7 @@ from itertools import chain
 from typing import BinaryIO, Iterator
 
 from logimport.entries import EntryBuilder
-from logimport.formats import MAX_ENTRY_CHARS, CsvRecords, JsonRecords, StderrRecords, parse_csv_row
+from logimport.formats import CsvRecords, JsonRecords, StderrRecords
 from logimport.prefix import COMMON_PREFIXES, Prefix
 from schemas.events import LogImportEvent
 
@@ -118,19 +119,27 @@ def read_log(stream, *, origin: str, log_format: str | None = None, prefix: str 
 
 
 def detect_format(head: list[str]) -> str:
-    """jsonlog if the first non-empty line is a JSON object, csvlog if the first record is a row
-    of PostgreSQL's csvlog columns, stderr otherwise."""
+    """The format most of these lines are in: jsonlog (JSON objects), csvlog (rows of PostgreSQL's
+    csvlog columns, quoted fields joined across lines) or stderr. By majority, not by the first
+    line: around a reload that changed log_destination, a file starts with a few lines of the
+    format before."""
     lines = [line for line in head if line.strip()]
-    if not lines:
-        return "stderr"
-    if lines[0].lstrip().startswith("{"):
-        return "jsonlog"
-    text = lines[0]
-    for more in lines[1:50]:
-        if text.count('"') % 2 == 0:
-            break
-        text += "\n" + more
-    return "csvlog" if parse_csv_row(text) is not None else "stderr"
+    json_lines = sum(1 for line in lines if line.startswith("{") and _is_json_entry(line))
+    csv_lines, rows = 0, CsvRecords(ParseReport())  # the csvlog reader itself, on a scratch report
+    for number, line in enumerate(lines, 1):
+        if (record := rows.feed(number, line)) is not None:
+            csv_lines += record.raw.count("\n") + 1
+    stderr_lines = len(lines) - json_lines - csv_lines
+    return max((stderr_lines, "stderr"), (csv_lines, "csvlog"), (json_lines, "jsonlog"),
+               key=lambda count_format: count_format[0])[1]
+
+
+def _is_json_entry(line: str) -> bool:
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(obj, dict) and "error_severity" in obj
 
 
 def detect_prefix(head: list[str]) -> tuple[Prefix | None, int, int]:
@@ -165,12 +174,13 @@ def _records(report: ParseReport, head: list[str], prefix: str | None):
                                 f"{prefix!r}{hint}")
     else:
         chosen, matched, tried = detect_prefix(head)
-        if chosen is None:
-            chosen = Prefix(COMMON_PREFIXES[0])
-            report.notes.append("none of the common log_line_prefix values matches the first lines; "
-                                "give the server's log_line_prefix")
-        else:
+        if chosen is not None:
             report.notes.append(f"log_line_prefix detected: {chosen.text!r} ({matched} of the first {tried} lines)")
+        else:
+            chosen = Prefix(COMMON_PREFIXES[0])
+            if tried:  # (an empty input has nothing to detect from)
+                report.notes.append("none of the common log_line_prefix values matches the first lines; "
+                                    "give the server's log_line_prefix")
     report.prefix = chosen.text
     return StderrRecords(chosen, report)
 

@@ -41,7 +41,10 @@ def test_statements_found_in_a_live_log(cluster, run, tmp_path):
     if prefix in COMMON_PREFIXES:
         prefix = None  # detected
     events = list(read_log(path, origin=path.name, prefix=prefix, server="it", report=report))
-    assert report.unparsed == 0, report.summary()
+    # The session that ran pg_reload_conf() writes its last lines (duration, disconnection) with
+    # the settings before, into the new file: a real log starts that way after such a reload.
+    # Those, and only those, are lines the parser cannot read.
+    assert report.unparsed <= 3 and all(line <= 5 for line, _, _ in report.samples), report.summary()
     assert report.log_format == settings["log_destination"]
     if settings["log_destination"] == "stderr":
         assert report.prefix == settings["log_line_prefix"]

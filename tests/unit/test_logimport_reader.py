@@ -91,6 +91,14 @@ def test_a_cut_gzip_file_gives_what_it_holds_and_says_where_it_ended():
     assert any("input ends early" in note for note in report.notes)
 
 
+def test_the_format_is_what_most_lines_are_in():
+    # after a reload from jsonlog to stderr, the new file starts with a line of the old format
+    json_line = '{"timestamp":"2024-05-01 12:00:01.123 UTC","pid":9,"error_severity":"LOG","message":"duration: 1 ms"}'
+    events, report = read((json_line + "\n" + GOOD * 3).encode())
+    assert report.log_format == "stderr" and len(events) == 3
+    assert report.unparsed == 1 and report.samples[0][0] == 1
+
+
 def test_unknown_format_is_refused():
     with pytest.raises(LogFormatError, match="unknown log format"):
         read(GOOD.encode(), log_format="syslog")
