@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
 from logimport.formats import Record
+from logimport.redact import redact_secrets
 from logimport.sqlclass import classify
 from schemas.events import Actor, LogImportEvent, LogImportPayload, Source
 from schemas.ids import log_entry_id
@@ -257,13 +258,17 @@ class EntryBuilder:
         client = e.client or r.host or known.get("client")
         actor = (Actor(session_user=user, application_name=app, client_addr=client, backend_pid=r.pid)
                  if user or app or client or r.pid is not None else None)
+        statement, _ = redact_secrets(e.statement)
+        error, _ = redact_secrets(e.error)
+        audit = ({k: redact_secrets(v)[0] if isinstance(v, str) else v for k, v in e.audit.items()}
+                 if e.audit else e.audit)
         payload = LogImportPayload(
             log_format=self.log_format, origin=self.origin, line=r.line, category=e.category,
             command_tag=e.command_tag, object_type=e.object_type, object_identity=e.object_identity,
-            statement=e.statement, status=e.status, error=e.error, error_state=e.error_state,
+            statement=statement, status=e.status, error=error, error_state=e.error_state,
             duration_ms=e.duration_ms, severity=e.severity or r.severity, session_id=r.session_id,
             session_line=r.session_line, virtual_xid=r.vxid, xid=r.xid or None, query_id=r.query_id or None,
-            backend_type=r.backend_type, audit=e.audit, simulated=self.simulated)
+            backend_type=r.backend_type, audit=audit, simulated=self.simulated)
         return LogImportEvent(
             event_id=log_entry_id(self.server, self._key(r)), actor=actor, payload=payload,
             source=Source(system_id=self.server, database=database or "unknown", slot="log-import",
