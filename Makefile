@@ -40,9 +40,10 @@ unit: setup
 integration: start
 	$(PY) -m pytest tests/integration
 
-bench: start      ## benchmarks: capture (vs pg_recvlogical) and vault load and reports (vs COPY)
+bench: start      ## benchmarks: capture (vs pg_recvlogical), vault (vs COPY), log import (vs pgBadger)
 	$(PY) -m bench.capture
 	$(PY) -m bench.vault
+	$(PY) -m bench.logs
 
 clean: stop
 	rm -rf .pgtrail
