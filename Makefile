@@ -40,9 +40,10 @@ unit: setup
 integration: start
 	$(PY) -m pytest tests/integration
 
-bench: start      ## benchmarks: capture (vs pg_recvlogical), vault (vs COPY), log import (vs pgBadger)
+bench: start      ## benchmarks: capture (vs pg_recvlogical), latency, vault (vs COPY), log import (vs pgBadger)
 	$(PY) -m bench.capture
 	$(PY) -m bench.vault
+	$(PY) -m bench.latency
 	$(PY) -m bench.logs
 
 clean: stop

@@ -65,6 +65,29 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
+def client_ceiling(kafka: KafkaSettings, count: int) -> float:
+    """Seconds kafka-python alone takes to send `count` copies of one of the run's real records
+    (same key, value and headers, same producer settings) until all are acknowledged: the most
+    any consumer built on this client could do, whatever it did before sending."""
+    from kafka import KafkaConsumer, KafkaProducer
+    consumer = KafkaConsumer(kafka.topic("dml"), auto_offset_reset="earliest", group_id=None,
+                             consumer_timeout_ms=10000, **kafka.client_options())
+    sample = next(iter(consumer))
+    consumer.close()
+    producer = KafkaProducer(acks="all", enable_idempotence=True, max_in_flight_requests_per_connection=5,
+                             linger_ms=kafka.linger_ms, batch_size=kafka.batch_size,
+                             max_request_size=kafka.max_request_size, **kafka.client_options())
+    topic = kafka.topic("ceiling")
+    producer.send(topic, value=b"warm-up").get(timeout=60)
+    t0 = time.perf_counter()
+    for _ in range(count):
+        producer.send(topic, value=sample.value, key=sample.key, headers=sample.headers)
+    producer.flush()
+    elapsed = time.perf_counter() - t0
+    producer.close()
+    return elapsed
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000, help="rows inserted, then updated (changes = 2 x rows)")
@@ -108,6 +131,7 @@ def main() -> None:
         service.publisher.close()
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+        t_client = client_ceiling(kafka, changes)
         recv_rate, pgtrail_rate = changes / t_recv, changes / t_pgtrail
         print()
         print("pgtrail capture benchmark")
@@ -118,7 +142,10 @@ def main() -> None:
         print(f"  baseline  : pg_recvlogical          {t_recv:7.2f}s  {recv_rate:10,.0f} changes/s")
         print(f"  pgtrail   : consumer -> Kafka (ack) {t_pgtrail:7.2f}s  {pgtrail_rate:10,.0f} changes/s  "
               f"(peak RSS {rss_mb:.0f} MB)")
-        print(f"  ratio     : pgtrail / pg_recvlogical = {pgtrail_rate / recv_rate:.3f}")
+        print(f"  client    : kafka-python alone      {t_client:7.2f}s  {changes / t_client:10,.0f} records/s  "
+              "(the same records, pre-serialised, nothing else in the process)")
+        print(f"  ratio     : pgtrail / pg_recvlogical = {pgtrail_rate / recv_rate:.3f}; "
+              f"kafka-python alone / pg_recvlogical = {changes / t_client / recv_rate:.3f} (the client's ceiling)")
     finally:
         with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
             for slot in ("bench_recv", "bench_pgtrail"):

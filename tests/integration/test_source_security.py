@@ -8,7 +8,7 @@ import pytest
 
 from pgtrail.install import install, uninstall
 from tests.conftest import dsn
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import ROOT, wait_until
 
 
 @pytest.fixture
@@ -100,7 +100,6 @@ def test_the_consumer_refuses_a_role_that_may_not_read_the_keys(pipeline, roles)
     pipeline.env["PGTRAIL_SOURCE_DSN"] = dsn(pipeline.source_db, owner, f"pw-{owner}")
     import subprocess
     import sys
-    from tests.integration.conftest import ROOT
     proc = subprocess.run([sys.executable, "-m", "pgtrail.cli", "consume"], env=pipeline.env, cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
@@ -115,7 +114,7 @@ def test_install_upgrade_uninstall_are_idempotent(source_db, src):
     install(dsn(source_db), "source")
     assert src.execute("select key from script_tracking.signing_key").fetchall() == key_before  # key kept
     versions = [r[0] for r in src.execute("select version from script_tracking.install_history order by 1")]
-    assert versions == [7]
+    assert versions == [max(int(p.name[:3]) for p in (ROOT / "sql" / "source").glob("[0-9]*.sql"))] == [8]
     assert src.execute("select count(*) from pg_event_trigger where evtname like 'pgtrail%'").fetchone()[0] == 4
     assert src.execute("select count(*) from pg_trigger where tgname = 'pgtrail_context'").fetchone()[0] == 1
     uninstall(dsn(source_db), "source")

@@ -1,0 +1,149 @@
+"""Latency benchmark: commit-to-vault time of row changes at a steady offered rate.
+
+Workload: the capture benchmark's 8-column tracked table (one sensitive column); a writer commits
+transactions of RATE/100 inserts every 10 ms for SECONDS seconds, while the real `pgtrail consume`
+and `pgtrail sink` processes run (Kafka acks=all, vault commits before offsets). Latency of a
+change = the vault's load time of its row (clock_timestamp() at insert) minus its commit time at
+the source, both from the same server clock. Run twice in one command: at a low rate (the
+baseline: what the pipeline's own batching and polling cost) and at the target rate. Prints, for
+each, the rate offered and the rate the pipeline sustained, p50/p99/max latency, and the peak
+RSS of the consumer and the sink.
+
+    python -m bench.latency [--rate 5000] [--baseline-rate 500] [--seconds 30]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from bench.capture import KAFKA, TABLE, dsn, machine
+from pgtrail.install import install
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _peak_rss_mb(pid: int) -> float:
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def run_at(rate: int, seconds: int) -> dict:
+    tag = uuid.uuid4().hex[:8]
+    source, vault = f"lat_src_{tag}", f"lat_vault_{tag}"
+    with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
+        admin.execute(f"create database {source}")
+        admin.execute(f"create database {vault}")
+    procs = []
+    try:
+        install(dsn(source), "source")
+        install(dsn(vault), "vault")
+        with psycopg.connect(dsn(source), autocommit=True) as conn:
+            conn.execute(TABLE)
+            conn.execute("select script_tracking.track_table('bench_accounts')")
+        env = {**os.environ, "PGTRAIL_SOURCE_DSN": dsn(source), "PGTRAIL_SLOT": f"lat_{tag}",
+               "PGTRAIL_VAULT_DSN": dsn(vault), "PGTRAIL_KAFKA_BOOTSTRAP": KAFKA,
+               "PGTRAIL_KAFKA_TOPIC_PREFIX": f"lat{tag}", "PGTRAIL_SINK_GROUP_ID": f"lat{tag}",
+               "PGTRAIL_CONSUMER_METRICS_PORT": "0", "PGTRAIL_SINK_METRICS_PORT": "0",
+               "PGTRAIL_STATUS_INTERVAL": "1", "PGTRAIL_LOG_LEVEL": "WARNING"}
+        for cmd in ("consume", "sink"):
+            procs.append(subprocess.Popen([sys.executable, "-m", "pgtrail.cli", cmd], env=env, cwd=ROOT,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with psycopg.connect(dsn(source), autocommit=True) as conn:
+            for _ in range(600):
+                if conn.execute("select active from pg_replication_slots where slot_name = %s",
+                                (f"lat_{tag}",)).fetchone() == (True,):
+                    break
+                time.sleep(0.1)
+            else:
+                raise SystemExit("the consumer did not start streaming")
+        vconn = psycopg.connect(dsn(vault), autocommit=True)
+
+        def loaded() -> int:
+            return vconn.execute("select count(*) from vault.sat_row_change").fetchone()[0]
+
+        per_tick = max(1, rate // 100)
+        written, next_id = 0, 0
+        with psycopg.connect(dsn(source), autocommit=True) as conn:
+            conn.execute("insert into bench_accounts values (-1, 'warm@example.com')")  # the sink's partitions
+            deadline = time.monotonic() + 120
+            while loaded() < 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            started = time.monotonic()
+            tick = started
+            while time.monotonic() - started < seconds:
+                conn.execute(
+                    "insert into bench_accounts select g, 'user' || g || '@example.com', 'name ' || g, g * 1.25, "
+                    "g %% 2 = 0, now(), array['a', 'b'], jsonb_build_object('n', g) "
+                    "from generate_series(%s::bigint, %s::bigint) g", (next_id, next_id + per_tick - 1))
+                next_id += per_tick
+                written += per_tick
+                tick += 0.01
+                delay = tick - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            offered = written / (time.monotonic() - started)
+        total = written + 1
+        drain_deadline = time.monotonic() + 900
+        while loaded() < total and time.monotonic() < drain_deadline:
+            time.sleep(0.2)
+        finished = time.monotonic()
+        count = loaded()
+        sustained = written / (finished - started)
+        p50, p99, worst = vconn.execute(
+            "select percentile_cont(0.5) within group (order by lat), percentile_cont(0.99) within group (order by lat), "
+            "max(lat) from (select extract(epoch from r.load_ts - s.commit_time) as lat "
+            "from vault.sat_row_change r join vault.sat_event s using (hk_event) "
+            "where (r.primary_key->>'id')::bigint >= 0) x").fetchone()
+        vconn.close()
+        rss = [_peak_rss_mb(p.pid) for p in procs]
+        return {"rate": rate, "offered": offered, "sustained": sustained, "loaded": count, "expected": total,
+                "p50": p50, "p99": p99, "max": worst, "consumer_rss": rss[0], "sink_rss": rss[1]}
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
+            admin.execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots "
+                          "where slot_name = %s", (f"lat_{tag}",))
+            admin.execute(f"drop database if exists {source} with (force)")
+            admin.execute(f"drop database if exists {vault} with (force)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rate", type=int, default=5000, help="row changes per second offered")
+    ap.add_argument("--baseline-rate", type=int, default=500)
+    ap.add_argument("--seconds", type=int, default=30)
+    args = ap.parse_args()
+    print(f"latency benchmark on {machine()}")
+    print(f"workload: inserts into an 8-column tracked table (email hashed), transactions of rate/100 rows every "
+          f"10 ms for {args.seconds}s; consumer and sink as processes; latency = vault load time - source commit time")
+    results = [run_at(args.baseline_rate, args.seconds), run_at(args.rate, args.seconds)]
+    for label, r in zip(("baseline", "target"), results):
+        lost = "" if r["loaded"] == r["expected"] else f"  ONLY {r['loaded']} of {r['expected']} LOADED"
+        print(f"  {label:<8} offered {r['offered']:7,.0f}/s  sustained {r['sustained']:7,.0f}/s  "
+              f"p50 {r['p50'] * 1000:8.0f} ms  p99 {r['p99'] * 1000:8.0f} ms  max {r['max'] * 1000:8.0f} ms  "
+              f"peak RSS consumer {r['consumer_rss']:.0f} MB, sink {r['sink_rss']:.0f} MB{lost}")
+    base, target = results
+    print(f"ratio target/baseline p99: {target['p99'] / base['p99']:.1f}x; "
+          f"sustained/offered at the target rate: {target['sustained'] / target['offered']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
