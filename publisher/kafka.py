@@ -10,6 +10,7 @@ from kafka.errors import KafkaError
 
 from pgtrail.errors import Fatal
 from publisher.base import DeliveryCallback
+from publisher.partitioner import CachedKeyPartitioner
 from publisher.settings import KafkaSettings
 from schemas import SCHEMA_VERSION, Event
 
@@ -49,6 +50,7 @@ class KafkaPublisher:
         try:
             self._producer = KafkaProducer(
                 **settings.client_options(),
+                partitioner=CachedKeyPartitioner(),
                 client_id=client_id,
                 acks="all",
                 enable_idempotence=True,
