@@ -138,16 +138,27 @@ class Redactor:
     def hash_value(self, value: Any) -> str:
         return "hmac-sha256:" + hmac.new(self.key, str(value).encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
+    def sensitive_rules(self, columns: Iterable[str], overrides: Mapping[str, Any]) -> dict[str, ColumnRule]:
+        """The rules of those of `columns` that are sensitive: worked out once per table, not per row."""
+        return {c: rule for c in columns if (rule := self.rule(c, overrides.get(c))).sensitive}
+
     def redact(self, values: dict[str, Any] | None, overrides: Mapping[str, Any],
                redacted: dict[str, Policy], categories: set[str]) -> dict[str, Any] | None:
         """Return `values` with sensitive columns transformed; records what it did."""
         if values is None:
             return None
+        return self.apply(values, self.sensitive_rules(values, overrides), redacted, categories)
+
+    def apply(self, values: dict[str, Any] | None, rules: Mapping[str, ColumnRule],
+              redacted: dict[str, Policy], categories: set[str]) -> dict[str, Any] | None:
+        """`redact` with the sensitive columns' rules already known (`sensitive_rules`)."""
+        if values is None:
+            return None
         out: dict[str, Any] | None = None
-        for column, value in values.items():
-            rule = self.rule(column, overrides.get(column))
-            if not rule.sensitive:
+        for column, rule in rules.items():
+            if column not in values:
                 continue
+            value = values[column]
             categories.update(rule.categories)
             if rule.policy == "keep":
                 continue

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any, Iterator
 from uuid import UUID
 
-from consumer.classify import Redactor, tags_for
+from consumer.classify import ColumnRule, Redactor, tags_for
 from consumer.decoder import Begin, Change, Commit, Message, RowChange
 from consumer.logs import log_import_events
 from consumer.signing import Forged, verify
@@ -64,6 +64,8 @@ class _Table:
     overrides: dict[str, Any]
     categories: frozenset[str]
     columns: tuple[str, ...]
+    sensitive: dict[str, ColumnRule]  # rules of the sensitive columns, worked out once per transaction
+    column_set: frozenset[str]
 
 
 @dataclass(slots=True)
@@ -192,9 +194,15 @@ class Normalizer:
         unchanged = [c for c in table.columns if c not in change.columns] if op == "update" else []
         redacted: dict[str, str] = {}
         categories: set[str] = set(table.categories)
-        new = self.redactor.redact(new, overrides, redacted, categories)
-        old = self.redactor.redact(old, overrides, redacted, categories)
-        primary_key = self.redactor.redact(primary_key, overrides, redacted, categories) or {}
+        redactor = self.redactor
+        if (new is None or new.keys() <= table.column_set) and (old is None or old.keys() <= table.column_set):
+            new = redactor.apply(new, table.sensitive, redacted, categories)
+            old = redactor.apply(old, table.sensitive, redacted, categories)
+            primary_key = redactor.apply(primary_key, table.sensitive, redacted, categories) or {}
+        else:  # a column the context did not list (added later in the transaction): rules by name
+            new = redactor.redact(new, overrides, redacted, categories)
+            old = redactor.redact(old, overrides, redacted, categories)
+            primary_key = redactor.redact(primary_key, overrides, redacted, categories) or {}
         source, eid = self._source(txn, change.lsn)
         payload = DmlPayload(operation=op, schema_name=change.schema, table=change.table, primary_key=primary_key,
                              new=new, old=old, changed_columns=changed, redacted=redacted,
@@ -233,11 +241,11 @@ class Normalizer:
                 txn.actor = actor
                 if body.get("schema_name") and body.get("table"):
                     overrides = body.get("overrides") or {}
-                    categories = set()
-                    for column in body.get("columns") or ():
-                        categories.update(self.redactor.rule(column, overrides.get(column)).categories)
+                    columns = tuple(body.get("columns") or ())
+                    sensitive = self.redactor.sensitive_rules(columns, overrides)
+                    categories = {c for rule in sensitive.values() for c in rule.categories}
                     txn.tracked[(body["schema_name"], body["table"])] = _Table(
-                        overrides, frozenset(categories), tuple(body.get("columns") or ()))
+                        overrides, frozenset(categories), columns, sensitive, frozenset(columns))
             return
         if kind == "ddl_start":
             if txn is not None:

@@ -57,6 +57,7 @@ class CaptureService:
         self._consumed: dict[str, object] = {}  # kind -> labelled counter child (labels() is costly per event)
         self._last_event = metrics.LAST_EVENT.labels(self.database)
         self._published: dict[str, object] = {}
+        self._sensitive: dict[str, object] = {}
 
     def stop(self) -> None:
         self._stop = True
@@ -80,7 +81,7 @@ class CaptureService:
         up = metrics.SOURCE_UP.labels(self.database)
         up.set(1)
         unit = None
-        last_keepalive = self.clock()
+        last_keepalive = last_gauges = self.clock()
         last_heartbeat = self.clock() - self.heartbeat_interval
         db = self.database
         untracked = metrics.ROWS_UNTRACKED.labels(db)
@@ -106,10 +107,13 @@ class CaptureService:
                         untracked.inc(self.normalizer.rows_untracked)
                         self.normalizer.rows_untracked = 0
                 self._confirm()
-                pending.set(self.tracker.pending)
-                wal_end = self.stream.wal_end
-                if wal_end and self.confirmed:
-                    lag.set(max(0, wal_end - self.confirmed))
+                now = self.clock()
+                if now - last_gauges >= 0.1:  # gauges are scraped every few seconds: no need per message
+                    last_gauges = now
+                    pending.set(self.tracker.pending)
+                    wal_end = self.stream.wal_end
+                    if wal_end and self.confirmed:
+                        lag.set(max(0, wal_end - self.confirmed))
             self.publisher.flush(timeout=30)
             self._check_failure()
             self._confirm(force=True)
@@ -140,6 +144,7 @@ class CaptureService:
             unit = self.tracker.begin()
         standalone = isinstance(change, Message) and not change.transactional
         target = self.tracker.begin() if standalone else unit
+        last_event = False
         try:
             for event in self.normalizer.feed(change):
                 kind = event.kind
@@ -147,7 +152,7 @@ class CaptureService:
                     kind, metrics.EVENTS_CONSUMED.labels(db, kind))
                 consumed.inc()
                 if kind != "heartbeat":
-                    self._last_event.set(time.time())
+                    last_event = True
                 if isinstance(event, HeartbeatEvent):
                     now = time.time()
                     metrics.HEARTBEAT_RTT.labels(db).set(max(0.0, now - event.payload.sent_at))
@@ -158,7 +163,9 @@ class CaptureService:
                 elif isinstance(event, DmlEvent):
                     for tag in event.tags:
                         if tag in ("PII", "PHI", "FINANCIAL"):
-                            metrics.SENSITIVE_CHANGES.labels(db, tag).inc()
+                            counter = self._sensitive.get(tag) or self._sensitive.setdefault(
+                                tag, metrics.SENSITIVE_CHANGES.labels(db, tag))
+                            counter.inc()
                 elif isinstance(event, SecurityEvent):
                     metrics.SECURITY_EVENTS.labels(db).inc()
                     log.warning("security event in %s at %s: %s", db, event.source.change_lsn, event.payload.reason)
@@ -166,6 +173,8 @@ class CaptureService:
                 self.publisher.publish(event, self._counted(done, db, kind))
         except Poison as exc:
             self._dead_letter(payload, str(exc), target)
+        if last_event:
+            self._last_event.set(time.time())
         if standalone:
             self.tracker.close(target, None)
         if isinstance(change, Commit):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from functools import lru_cache
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -17,14 +18,24 @@ from schemas import SCHEMA_VERSION, Event
 log = logging.getLogger(__name__)
 
 
+@lru_cache(maxsize=4096)
+def _ce_source(system_id: str, database: str) -> bytes:
+    return f"pgtrail://{system_id}/{database}".encode()
+
+
+@lru_cache(maxsize=64)
+def _ce_type(kind: str) -> bytes:
+    return f"dev.pgtrail.{kind}.v{SCHEMA_VERSION}".encode()
+
+
 def cloudevent_headers(event: Event) -> list[tuple[str, bytes]]:
     """CloudEvents binary-mode headers, so any client can route without parsing the body."""
     src = event.source
     headers = [
         ("ce_specversion", b"1.0"),
         ("ce_id", str(event.event_id).encode()),
-        ("ce_source", f"pgtrail://{src.system_id}/{src.database}".encode()),
-        ("ce_type", f"dev.pgtrail.{event.kind}.v{SCHEMA_VERSION}".encode()),
+        ("ce_source", _ce_source(src.system_id, src.database)),
+        ("ce_type", _ce_type(event.kind)),
         ("content-type", b"application/json"),
     ]
     if event.time is not None:
