@@ -93,3 +93,28 @@ def test_one_huge_transaction_keeps_the_consumer_small(pipeline):
     print(f"consumer peak RSS: {small:.0f} MB after 2,000 rows, {big:.0f} MB after one {n:,}-row transaction")
     assert big < 200, big
     assert pipeline.topic_size("dml") == 2000 + n  # every event, once (no restart happened)
+
+
+def test_the_vault_server_restarted_alone_under_load(pipeline, spare_cluster):
+    """The vault on a cluster of its own (the spare one), restarted while the source keeps
+    committing: the sink retries its batch, commits offsets only after the vault does, and the
+    vault ends up with every change once."""
+    import psycopg
+    spare_cluster.start()
+    vault_db = "pgtrail_fault_vault"
+    with psycopg.connect(spare_cluster.dsn(), autocommit=True) as admin:
+        admin.execute(f"drop database if exists {vault_db} with (force)")
+        admin.execute(f"create database {vault_db}")
+    from pgtrail.install import install
+    install(spare_cluster.dsn(vault_db), "vault")
+    pipeline.env["PGTRAIL_VAULT_DSN"] = spare_cluster.dsn(vault_db)
+    pipeline.vault = lambda: psycopg.connect(spare_cluster.dsn(vault_db), autocommit=True)
+    try:
+        _under_load(pipeline, spare_cluster.start)
+        with pipeline.source() as conn:  # the source was never touched: the same server since before
+            assert conn.execute("select pg_postmaster_start_time() < now() - interval '5 seconds'").fetchone()[0]
+        assert "vault unavailable" in pipeline.log("sink"), "the restart did not hit the sink mid-load"
+    finally:
+        pipeline.stop_all()
+        with psycopg.connect(spare_cluster.dsn(), autocommit=True) as admin:
+            admin.execute(f"drop database if exists {vault_db} with (force)")
