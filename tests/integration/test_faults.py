@@ -30,7 +30,7 @@ def test_the_kafka_broker_restarted_under_load(pipeline):
 
 
 def test_the_database_server_restarted_under_load(pipeline):
-    """Source and vault share this cluster: both restart at once."""
+    """Source and vault on the shared cluster: both restart at once (each alone: below)."""
     _under_load(pipeline, lambda: subprocess.run([str(ROOT / "scripts" / "services.sh"), "restart-pg"],
                                                  check=True, capture_output=True))
 
@@ -118,3 +118,29 @@ def test_the_vault_server_restarted_alone_under_load(pipeline, spare_cluster):
         pipeline.stop_all()
         with psycopg.connect(spare_cluster.dsn(), autocommit=True) as admin:
             admin.execute(f"drop database if exists {vault_db} with (force)")
+
+
+def test_the_source_server_restarted_alone_under_load(pipeline, spare_cluster):
+    """The source on a cluster of its own (the spare one, with wal2json), restarted while it
+    commits: the consumer reconnects and resumes from the slot's confirmed position; the vault
+    (on the shared cluster, never restarted) ends up with every committed change once."""
+    import psycopg
+    spare_cluster.start()
+    source_db = "pgtrail_fault_source"
+    with psycopg.connect(spare_cluster.dsn(), autocommit=True) as admin:
+        admin.execute(f"drop database if exists {source_db} with (force)")
+        admin.execute(f"create database {source_db}")
+    from pgtrail.install import install
+    install(spare_cluster.dsn(source_db), "source")
+    pipeline.env["PGTRAIL_SOURCE_DSN"] = spare_cluster.dsn(source_db)
+    pipeline.source = lambda **kw: psycopg.connect(spare_cluster.dsn(source_db), autocommit=True, **kw)
+    try:
+        _under_load(pipeline, spare_cluster.start)
+        assert "restarting from the confirmed position" in pipeline.log("consumer"), \
+            "the restart did not interrupt the consumer"
+    finally:
+        pipeline.stop_all()
+        with psycopg.connect(spare_cluster.dsn(), autocommit=True) as admin:
+            admin.execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = %s",
+                          (source_db,))
+            admin.execute(f"drop database if exists {source_db} with (force)")
