@@ -224,3 +224,27 @@ def test_kafka_over_sasl_scram_carries_the_events_and_a_wrong_password_is_a_clea
         assert "wrong-password" not in bad.stderr
     finally:
         f.close()
+
+
+def test_two_consumer_processes_split_a_fleet_by_shard(tmp_path):
+    f = Fleet(tmp_path, ["red", "green", "blue"])  # crc32 puts blue in shard 1, red and green in 2
+    try:
+        ports = [free_port(), free_port()]
+        for k, port in zip((1, 2), ports):
+            f.run("consume", "--shard", f"{k}/2", env={"PGTRAIL_CONSUMER_METRICS_PORT": str(port)}, port=port)
+        sink_port = free_port()
+        f.run("sink", env={"PGTRAIL_SINK_METRICS_PORT": str(sink_port)}, port=sink_port)
+        # each source is streamed by exactly one of the two processes
+        def owners():
+            return {n: [p for p in ports if metric(p, "pgtrail_consumer_source_up", database=n) == 1]
+                    for n in f.names}
+        wait_until(lambda: all(len(v) == 1 for v in owners().values()), 60, what="every source owned once")
+        assert owners() == {"blue": [ports[0]], "red": [ports[1]], "green": [ports[1]]}
+        for n in f.names:
+            f.write(n, 0, 200)
+        for n in f.names:
+            wait_until(lambda: f.vault_rows(n)[0] >= 200, 90, interval=1, what=f"{n}'s rows")
+        time.sleep(2)
+        assert all(f.vault_rows(n) == (200, 200) for n in f.names)
+    finally:
+        f.close()
