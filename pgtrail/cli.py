@@ -85,7 +85,7 @@ def _consume_fleet(args) -> int:
     chosen = cfg.select(args.source, config.parse_shard(args.shard) if args.shard else None)
     per_source = {s.name: cfg.consumer_settings(s) for s in chosen}
     ensure_topics(cfg.kafka, list(EVENT_KINDS))
-    _metrics_server(cfg.consumer.consumer_metrics_port)
+    _metrics_server(cfg.consumer.consumer_metrics_port if args.metrics_port is None else args.metrics_port)
     log.info("consuming %d of %d sources: %s", len(chosen), len(cfg.sources), ", ".join(per_source))
     fleet = FleetConsumer(list(per_source), lambda name: _capture_service(per_source[name], cfg.kafka, name))
     _on_term(fleet.stop)
@@ -105,7 +105,7 @@ def cmd_consume(args) -> int:
         raise Fatal("--source and --shard choose sources of a fleet: they need --config")
     settings, kafka = ConsumerSettings(), KafkaSettings()
     ensure_topics(kafka, list(EVENT_KINDS))
-    _metrics_server(settings.consumer_metrics_port)
+    _metrics_server(settings.consumer_metrics_port if args.metrics_port is None else args.metrics_port)
     current: list[CaptureService] = []
     stopped = []
 
@@ -159,7 +159,7 @@ def cmd_sink(args) -> int:
                           KafkaPublisher(kafka, client_id="pgtrail-sink-dlq"),
                           settings.max_batch, settings.poll_timeout_ms, settings.max_event_bytes,
                           settings.poison_ratio_limit, settings.poison_window)
-    _metrics_server(settings.metrics_port)
+    _metrics_server(settings.metrics_port if args.metrics_port is None else args.metrics_port)
     _on_term(service.stop)
     try:
         service.run()
@@ -384,10 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="fleet file: one replication stream per source database")
     s.add_argument("--source", action="append", help="with --config: only this source (repeatable)")
     s.add_argument("--shard", help="with --config: K/N, this process takes the K-th of N shares of the sources")
+    s.add_argument("--metrics-port", type=int, help="overrides the configured metrics port (several processes "
+                                                    "on one host sharing one fleet file); 0 disables it")
     s.set_defaults(func=cmd_consume)
 
     s = sub.add_parser("sink", help="load Kafka events into the Data Vault (settings from PGTRAIL_SINK_*)")
     s.add_argument("--config", help="fleet file: its [kafka] and [sink] sections")
+    s.add_argument("--metrics-port", type=int, help="overrides the configured metrics port; 0 disables it")
     s.set_defaults(func=cmd_sink)
 
     s = sub.add_parser("status", help="every source of a fleet: server, slot, lag, last event, heartbeat age")

@@ -122,6 +122,16 @@ class Pipeline:
         port = self.consumer_port if name == "consumer" else self.sink_port
         wait_until(lambda: proc.poll() is not None or _port_open(port), 60, what=f"{name} to start")
         assert proc.poll() is None, f"{name} exited: {self.log(name)}"
+        if name == "consumer":
+            # the metrics port opens before the slot exists: what a test writes before then is not captured
+            def streaming():
+                if proc.poll() is not None:
+                    return True
+                with self.source() as conn:
+                    return conn.execute("select active from pg_replication_slots where slot_name = %s",
+                                        (self.slot,)).fetchone() == (True,)
+            wait_until(streaming, 60, what="the consumer to stream its slot")
+            assert proc.poll() is None, f"{name} exited: {self.log(name)}"
         return proc
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:

@@ -231,7 +231,8 @@ def test_two_consumer_processes_split_a_fleet_by_shard(tmp_path):
     try:
         ports = [free_port(), free_port()]
         for k, port in zip((1, 2), ports):
-            f.run("consume", "--shard", f"{k}/2", env={"PGTRAIL_CONSUMER_METRICS_PORT": str(port)}, port=port)
+            # the file sets the consumers' metrics port (the file wins over the environment): the flag wins over both
+            f.run("consume", "--shard", f"{k}/2", "--metrics-port", str(port), port=port)
         sink_port = free_port()
         f.run("sink", env={"PGTRAIL_SINK_METRICS_PORT": str(sink_port)}, port=sink_port)
         # each source is streamed by exactly one of the two processes
