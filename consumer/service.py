@@ -55,7 +55,7 @@ class CaptureService:
         self.label = label  # the metrics label; by default the database's name
         self.database = label or "?"
         self._consumed: dict[str, object] = {}  # kind -> labelled counter child (labels() is costly per event)
-        self._last_event = metrics.LAST_EVENT.labels(self.database)
+        self._last_event = None  # labelled once the database is known: no series for a placeholder label
         self._published: dict[str, object] = {}
         self._sensitive: dict[str, object] = {}
 
@@ -77,7 +77,7 @@ class CaptureService:
                                      Redactor(redaction_key, self.redaction_policy))
         log.info("streaming slot %s of %s (system %s)", self.slot, identity.database, identity.system_id)
         self.streamed = True
-        self._last_event = metrics.LAST_EVENT.labels(self.database)
+        self._last_event = None  # created at the first event: a 0 would read as "last event in 1970"
         up = metrics.SOURCE_UP.labels(self.database)
         up.set(1)
         unit = None
@@ -174,6 +174,8 @@ class CaptureService:
         except Poison as exc:
             self._dead_letter(payload, str(exc), target)
         if last_event:
+            if self._last_event is None:
+                self._last_event = metrics.LAST_EVENT.labels(db)
             self._last_event.set(time.time())
         if standalone:
             self.tracker.close(target, None)
