@@ -14,6 +14,8 @@ import re
 from functools import lru_cache
 from typing import NamedTuple
 
+from pgtrail.sqlsplit import block_comment_end
+
 
 class Classification(NamedTuple):
     category: str
@@ -62,7 +64,7 @@ class _Tokens:
             if kind == "space":
                 continue
             if kind == "comment":
-                pos = _comment_end(sql, pos)
+                pos = block_comment_end(sql, pos)
                 continue
             if kind == "dollar":
                 end = sql.find(text, pos)
@@ -134,18 +136,6 @@ class _Tokens:
             if w in words:
                 return w
         return None
-
-
-def _comment_end(sql: str, pos: int) -> int:
-    depth = 1
-    while depth and pos < len(sql):
-        if sql.startswith("/*", pos):
-            depth, pos = depth + 1, pos + 2
-        elif sql.startswith("*/", pos):
-            depth, pos = depth - 1, pos + 2
-        else:
-            pos += 1
-    return pos
 
 
 def _ident(kind: str, text: str) -> str | None:

@@ -20,14 +20,7 @@ def split(sql: str) -> list[tuple[int, str]]:
             j = sql.find("\n", i)
             i = n if j < 0 else j + 1
         elif c == "/" and sql.startswith("/*", i):
-            depth, i = 1, i + 2
-            while i < n and depth:
-                if sql.startswith("/*", i):
-                    depth, i = depth + 1, i + 2
-                elif sql.startswith("*/", i):
-                    depth, i = depth - 1, i + 2
-                else:
-                    i += 1
+            i = block_comment_end(sql, i + 2)
         elif c in ("'", '"'):
             i += 1
             while i < n:
@@ -73,3 +66,16 @@ def statement_at(sql: str, position: int) -> str | None:
         else:
             break
     return found
+
+
+def block_comment_end(sql: str, pos: int) -> int:
+    """Where a block comment opened just before `pos` ends; PostgreSQL's block comments nest."""
+    depth = 1
+    while depth and pos < len(sql):
+        if sql.startswith("/*", pos):
+            depth, pos = depth + 1, pos + 2
+        elif sql.startswith("*/", pos):
+            depth, pos = depth - 1, pos + 2
+        else:
+            pos += 1
+    return pos
