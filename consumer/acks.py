@@ -1,9 +1,7 @@
 """Which WAL position may be confirmed: only ends of transactions whose events Kafka has."""
 from __future__ import annotations
 
-import threading
 from collections import deque
-from dataclasses import dataclass
 
 
 def lsn_to_int(lsn: str) -> int:
@@ -15,11 +13,35 @@ def int_to_lsn(value: int) -> str:
     return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
 
 
-@dataclass(slots=True)
 class _Unit:
-    end_lsn: int | None  # None: still open (no C yet), or a non-transactional message
-    closed: bool = False
-    outstanding: int = 0
+    """One transaction (or one non-transactional message) of the stream."""
+
+    __slots__ = ("end_lsn", "closed", "outstanding", "acks")
+
+    def __init__(self) -> None:
+        self.end_lsn: int | None = None  # None: still open (no C yet), or a non-transactional message
+        self.closed = False
+        self.outstanding = 0
+        self.acks: dict[str, _Ack] = {}  # one delivery callback per kind of event in the unit
+
+
+class _Ack:
+    """The delivery callback of one unit's events of one kind: on_delivery(error[, message])."""
+
+    __slots__ = ("unit", "tracker", "kind")
+
+    def __init__(self, unit: _Unit, tracker: "AckTracker", kind: str):
+        self.unit, self.tracker, self.kind = unit, tracker, kind
+
+    def __call__(self, error, _message=None) -> None:
+        self.unit.outstanding -= 1
+        tracker = self.tracker
+        tracker.pending -= 1
+        if error is None:
+            tracker.acked += 1
+            tracker.acked_by_kind[self.kind] = tracker.acked_by_kind.get(self.kind, 0) + 1
+        elif tracker.failure is None:
+            tracker.failure = error
 
 
 class AckTracker:
@@ -29,40 +51,30 @@ class AckTracker:
     transaction before it were closed (C seen) and had all their events acknowledged. Nothing
     later is ever reported, so a crash re-reads from there and loses nothing.
 
-    Callbacks arrive on the Kafka client's thread; counts are guarded by one lock.
+    Not thread-safe by design: both publisher drivers run delivery callbacks on the thread that
+    polls them, which is the capture loop's own thread.
     """
 
     def __init__(self) -> None:
         self._units: deque[_Unit] = deque()
-        self._lock = threading.Lock()
-        self._pending = 0
+        self.pending = 0  # events sent and not yet acknowledged
         self.acked = 0
-        self.failure: BaseException | None = None
-
-    @property
-    def pending(self) -> int:
-        return self._pending
+        self.acked_by_kind: dict[str, int] = {}  # drained into metrics by the caller
+        self.failure = None  # the first delivery error: nothing is confirmed after it
 
     def begin(self) -> _Unit:
-        unit = _Unit(end_lsn=None)
+        unit = _Unit()
         self._units.append(unit)
         return unit
 
-    def add(self, unit: _Unit):
+    def add(self, unit: _Unit, kind: str = "event") -> _Ack:
         """Count one event of `unit` as sent; returns its delivery callback."""
-        with self._lock:
-            unit.outstanding += 1
-            self._pending += 1
-
-        def done(exc: BaseException | None) -> None:
-            with self._lock:
-                unit.outstanding -= 1
-                self._pending -= 1
-                if exc is None:
-                    self.acked += 1
-                elif self.failure is None:
-                    self.failure = exc
-        return done
+        unit.outstanding += 1
+        self.pending += 1
+        ack = unit.acks.get(kind)
+        if ack is None:
+            ack = unit.acks[kind] = _Ack(unit, self, kind)
+        return ack
 
     def close(self, unit: _Unit, end_lsn: int | None) -> None:
         unit.end_lsn = end_lsn
@@ -70,12 +82,15 @@ class AckTracker:
 
     def confirmable(self) -> int | None:
         """Pop finished units from the front; return the newest end LSN among them, if any."""
+        if self.failure is not None:
+            return None  # never confirm past a message Kafka refused
         newest = None
-        with self._lock:
-            if self.failure is not None:
-                return None  # never confirm past a message Kafka refused
-            while self._units and self._units[0].closed and self._units[0].outstanding == 0:
-                unit = self._units.popleft()
-                if unit.end_lsn is not None:
-                    newest = unit.end_lsn
+        units = self._units
+        while units:
+            unit = units[0]
+            if not unit.closed or unit.outstanding:
+                break
+            units.popleft()
+            if unit.end_lsn is not None:
+                newest = unit.end_lsn
         return newest

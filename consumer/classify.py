@@ -124,6 +124,7 @@ class Redactor:
 
     def __init__(self, key: bytes, policies: Mapping[str, Policy] | None = None):
         self.key = key
+        self._hmac = hmac.new(key, digestmod=hashlib.sha256)  # copied per value: the key is set up once
         self.policies = dict(policies or {})
         self._cache: dict[str, ColumnRule] = {}  # rules of columns without overrides, by name
 
@@ -136,7 +137,9 @@ class Redactor:
         return cached
 
     def hash_value(self, value: Any) -> str:
-        return "hmac-sha256:" + hmac.new(self.key, str(value).encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+        h = self._hmac.copy()
+        h.update(str(value).encode("utf-8"))
+        return "hmac-sha256:" + h.hexdigest()[:32]
 
     def sensitive_rules(self, columns: Iterable[str], overrides: Mapping[str, Any]) -> dict[str, ColumnRule]:
         """The rules of those of `columns` that are sensitive: worked out once per table, not per row."""

@@ -1,18 +1,47 @@
 """wal2json format-version 2 lines -> typed changes.
 
-One JSON object per line (B, I, U, D, T, M, C). Numbers are parsed as Decimal, so numeric values
-keep their precision; NaN/Infinity arrive from wal2json as null.
+One JSON object per line (B, I, U, D, T, M, C), decoded by msgspec straight into typed structs.
+A number with a fraction or an exponent is kept as the exact text wal2json wrote ("12.50",
+"1e+20"), never a float, so numeric values keep their precision; integers of any size stay
+Python ints. NaN/Infinity arrive from wal2json 2.5 as null.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from pgtrail.errors import Poison
 
-_parse = json.JSONDecoder(parse_float=Decimal).decode
+
+class _Column(msgspec.Struct):
+    name: str
+    type: str = ""
+    value: Any = None
+
+
+class _Key(msgspec.Struct):
+    name: str
+
+
+class _Line(msgspec.Struct):
+    action: str
+    xid: int | None = None
+    lsn: str | None = None
+    nextlsn: str | None = None
+    timestamp: str | None = None
+    schema: str | None = None
+    table: str | None = None
+    columns: list[_Column] | None = None
+    identity: list[_Column] | None = None
+    pk: list[_Key] | None = None
+    transactional: bool | None = None
+    prefix: str | None = None
+    content: str | None = None
+
+
+_decode_line = msgspec.json.Decoder(_Line, float_hook=str).decode
 
 
 @dataclass(slots=True)
@@ -31,17 +60,30 @@ class Commit:
     timestamp: str | None
 
 
-@dataclass(slots=True)
 class RowChange:
-    action: str  # I, U, D, T
-    xid: int | None
-    lsn: str | None
-    schema: str
-    table: str
-    columns: dict[str, Any] = field(default_factory=dict)
-    types: dict[str, str] = field(default_factory=dict)
-    identity: dict[str, Any] = field(default_factory=dict)
-    pk: list[str] = field(default_factory=list)
+    """One row's change. `columns`/`identity` map names to values; `types` names their types."""
+
+    __slots__ = ("action", "xid", "lsn", "schema", "table", "columns", "identity", "pk", "_raw")
+
+    def __init__(self, action: str, xid: int | None, lsn: str | None, schema: str, table: str,
+                 columns: dict[str, Any] | None = None, identity: dict[str, Any] | None = None,
+                 pk: list[str] | None = None, raw: tuple = ((), ())):
+        self.action, self.xid, self.lsn, self.schema, self.table = action, xid, lsn, schema, table
+        self.columns = columns if columns is not None else {}
+        self.identity = identity if identity is not None else {}
+        self.pk = pk if pk is not None else []
+        self._raw = raw
+
+    @property
+    def types(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for cols in self._raw:
+            for c in cols or ():
+                out.setdefault(c.name, c.type)
+        return out
+
+    def __repr__(self) -> str:
+        return f"RowChange({self.action} {self.schema}.{self.table} at {self.lsn})"
 
 
 @dataclass(slots=True)
@@ -56,36 +98,27 @@ class Message:
 Change = Begin | Commit | RowChange | Message
 
 
-def _columns(items: list[dict[str, Any]] | None) -> tuple[dict[str, Any], dict[str, str]]:
-    values: dict[str, Any] = {}
-    types: dict[str, str] = {}
-    for col in items or ():
-        name = col["name"]
-        values[name] = col.get("value")
-        types[name] = col.get("type", "")
-    return values, types
-
-
 def decode(line: bytes | str) -> Change:
     """Decode one wal2json v2 line. Raises Poison when the line is not valid wal2json v2."""
     try:
-        obj = _parse(line if isinstance(line, str) else line.decode("utf-8"))
-        action = obj["action"]
-        if action == "B":
-            return Begin(obj["xid"], obj["lsn"], obj["nextlsn"], obj.get("timestamp"))
-        if action == "C":
-            return Commit(obj["xid"], obj["lsn"], obj["nextlsn"], obj.get("timestamp"))
-        if action in ("I", "U", "D", "T"):
-            values, types = _columns(obj.get("columns"))
-            identity, id_types = _columns(obj.get("identity"))
-            for k, v in id_types.items():
-                types.setdefault(k, v)
-            pk = [p["name"] for p in obj.get("pk") or ()]
-            return RowChange(action, obj.get("xid"), obj.get("lsn"), obj["schema"], obj["table"],
-                             values, types, identity, pk)
-        if action == "M":
-            return Message(obj.get("xid"), obj["lsn"], bool(obj["transactional"]), obj["prefix"],
-                           obj["content"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        obj = _decode_line(line)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise Poison(f"not a wal2json v2 line: {exc!s}") from exc
+    action = obj.action
+    if action == "I" or action == "U" or action == "D" or action == "T":
+        if obj.schema is None or obj.table is None:
+            raise Poison(f"not a wal2json v2 line: {action} without schema and table")
+        cols, ident = obj.columns, obj.identity
+        return RowChange(action, obj.xid, obj.lsn, obj.schema, obj.table,
+                         {c.name: c.value for c in cols} if cols else {},
+                         {c.name: c.value for c in ident} if ident else {},
+                         [p.name for p in obj.pk] if obj.pk else [], (cols, ident))
+    if action == "B" or action == "C":
+        if obj.xid is None or obj.lsn is None or obj.nextlsn is None:
+            raise Poison(f"not a wal2json v2 line: {action} without xid, lsn and nextlsn")
+        return (Begin if action == "B" else Commit)(obj.xid, obj.lsn, obj.nextlsn, obj.timestamp)
+    if action == "M":
+        if obj.lsn is None or obj.transactional is None or obj.prefix is None or obj.content is None:
+            raise Poison("not a wal2json v2 line: M without lsn, transactional, prefix and content")
+        return Message(obj.xid, obj.lsn, obj.transactional, obj.prefix, obj.content)
     raise Poison(f"unknown wal2json action {action!r}")

@@ -20,7 +20,6 @@ import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Iterator
 from uuid import UUID
 
@@ -48,6 +47,7 @@ from schemas import (
     Source,
     event_id,
 )
+from schemas.wire import DmlWire, Encoded, encode
 
 MESSAGE_PREFIX = "pgtrail"
 SECURITY_CONTENT_LIMIT = 65536
@@ -66,6 +66,7 @@ class _Table:
     columns: tuple[str, ...]
     sensitive: dict[str, ColumnRule]  # rules of the sensitive columns, worked out once per transaction
     column_set: frozenset[str]
+    tags: list[str]  # tags_for(categories)
 
 
 @dataclass(slots=True)
@@ -78,19 +79,11 @@ class _Txn:
     tracked: dict[tuple[str, str], _Table] = field(default_factory=dict)
     held: SpillBuffer | None = None  # rows waiting for their CREATE TABLE AS
     ddl_seen: bool = False
+    wire: DmlWire | None = None  # the serialised constant part of this transaction's DML events
 
 
 def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
-
-
-def _json_value(value: Any) -> Any:
-    # Decimal keeps numeric precision through decoding; on the wire it is a string.
-    return str(value) if isinstance(value, Decimal) else value
-
-
-def _values(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _json_value(v) for k, v in values.items()}
 
 
 def _actor(obj: Any) -> Actor | None:
@@ -102,12 +95,17 @@ def _actor(obj: Any) -> Actor | None:
 class Normalizer:
     """Turns one slot's decoded changes into events.
 
-    `feed()` yields the events a change produces (often none). Raises Poison for a change it
-    cannot turn into an event; the caller dead-letters it and goes on.
+    `feed()` yields the events a change produces (often none), encoded for Kafka. Raises Poison
+    for a change it cannot turn into an event; the caller dead-letters it and goes on.
+
+    DML events are written by schemas.wire.DmlWire without building a pydantic model per row;
+    `reference=True` builds every event through the pydantic models instead (what the fast path
+    must equal byte for byte: tests/unit/test_wire.py).
     """
 
     def __init__(self, system_id: str, database: str, slot: str, keys: dict[int, bytes],
-                 redactor: Redactor, prefix: str = MESSAGE_PREFIX):
+                 redactor: Redactor, prefix: str = MESSAGE_PREFIX, reference: bool = False):
+        self.reference = reference
         self.system_id = system_id
         self.database = database
         self.slot = slot
@@ -122,7 +120,11 @@ class Normalizer:
         self._open_executions: OrderedDict[int, UUID] = OrderedDict()
 
     # ------------------------------------------------------------------ entry point
-    def feed(self, change: Change) -> Iterator[Event]:
+    def feed(self, change: Change) -> Iterator[Encoded]:
+        for event in self._feed(change):
+            yield event if isinstance(event, Encoded) else encode(event)
+
+    def _feed(self, change: Change) -> Iterator[Event | Encoded]:
         if isinstance(change, Begin):
             self._txn = _Txn(change.xid, change.commit_lsn, _time(change.timestamp))
             return
@@ -175,39 +177,64 @@ class Normalizer:
         finally:
             held.close()
 
-    def _row(self, change: RowChange, txn: _Txn) -> Iterator[Event]:
+    def _row(self, change: RowChange, txn: _Txn) -> Iterator[Event | Encoded]:
         table = txn.tracked.get((change.schema, change.table))
         if table is None:
             self.rows_untracked += 1
             return
-        overrides = table.overrides
-        op = _OPERATIONS[change.action]
-        new = _values(change.columns) if change.action in ("I", "U") else None
-        old = _values(change.identity) if change.identity else None
+        action = change.action
+        op = _OPERATIONS[action]
+        new = change.columns if action == "I" or action == "U" else None
+        old = change.identity or None
         keys = change.pk
         row = new if new is not None else (old or {})
-        primary_key = {k: row.get(k) for k in keys if k in row}
+        primary_key = {k: row[k] for k in keys if k in row}
         changed: list[str] = []
-        if op == "update" and old is not None and new is not None and set(old) - set(keys):
-            changed = [k for k, v in new.items() if k in old and old[k] != v]
-        # wal2json leaves unchanged TOASTed values out of an UPDATE: say so, never pretend null
-        unchanged = [c for c in table.columns if c not in change.columns] if op == "update" else []
+        unchanged: list[str] = []
+        if action == "U":
+            if old is not None and new is not None and set(old) - set(keys):
+                changed = [k for k, v in new.items() if k in old and old[k] != v]
+            # wal2json leaves unchanged TOASTed values out of an UPDATE: say so, never pretend null
+            if not new.keys() >= table.column_set:
+                unchanged = [c for c in table.columns if c not in new]
         redacted: dict[str, str] = {}
         categories: set[str] = set(table.categories)
         redactor = self.redactor
-        if (new is None or new.keys() <= table.column_set) and (old is None or old.keys() <= table.column_set):
-            new = redactor.apply(new, table.sensitive, redacted, categories)
-            old = redactor.apply(old, table.sensitive, redacted, categories)
-            primary_key = redactor.apply(primary_key, table.sensitive, redacted, categories) or {}
-        else:  # a column the context did not list (added later in the transaction): rules by name
-            new = redactor.redact(new, overrides, redacted, categories)
-            old = redactor.redact(old, overrides, redacted, categories)
-            primary_key = redactor.redact(primary_key, overrides, redacted, categories) or {}
-        source, eid = self._source(txn, change.lsn)
-        payload = DmlPayload(operation=op, schema_name=change.schema, table=change.table, primary_key=primary_key,
-                             new=new, old=old, changed_columns=changed, redacted=redacted,
-                             unchanged_toast=unchanged)
-        yield DmlEvent(event_id=eid, source=source, actor=txn.actor, tags=tags_for(categories), payload=payload)
+        if table.sensitive:
+            if (new is None or new.keys() <= table.column_set) and (old is None or old.keys() <= table.column_set):
+                new = redactor.apply(new, table.sensitive, redacted, categories)
+                old = redactor.apply(old, table.sensitive, redacted, categories)
+                primary_key = redactor.apply(primary_key, table.sensitive, redacted, categories)
+            else:  # a column the context did not list (added later in the transaction): rules by name
+                new = redactor.redact(new, table.overrides, redacted, categories)
+                old = redactor.redact(old, table.overrides, redacted, categories)
+                primary_key = redactor.redact(primary_key, table.overrides, redacted, categories)
+        elif (new is not None and not new.keys() <= table.column_set) or \
+                (old is not None and not old.keys() <= table.column_set):
+            new = redactor.redact(new, table.overrides, redacted, categories)
+            old = redactor.redact(old, table.overrides, redacted, categories)
+            primary_key = redactor.redact(primary_key, table.overrides, redacted, categories)
+        tags = table.tags if len(categories) == len(table.categories) else tags_for(categories)
+        position = txn.position
+        txn.position += 1
+        if self.reference:
+            source = Source(system_id=self.system_id, database=self.database, slot=self.slot, xid=txn.xid,
+                            commit_lsn=txn.commit_lsn, change_lsn=change.lsn, position=position,
+                            commit_time=txn.commit_time)
+            payload = DmlPayload(operation=op, schema_name=change.schema, table=change.table,
+                                 primary_key=primary_key, new=new, old=old, changed_columns=changed,
+                                 redacted=redacted, unchanged_toast=unchanged)
+            yield DmlEvent(event_id=event_id(self.system_id, self.database, txn.commit_lsn, position), source=source,
+                           actor=txn.actor, tags=tags, payload=payload)
+            return
+        wire = txn.wire
+        if wire is None:
+            wire = txn.wire = DmlWire(self.system_id, self.database, self.slot, txn.xid, txn.commit_lsn,
+                                      txn.commit_time, txn.actor)
+        # DmlPayload's fields, in its declared order
+        yield wire.row(position, change.lsn, change.schema, change.table, tags, {
+            "operation": op, "schema_name": change.schema, "table": change.table, "primary_key": primary_key,
+            "new": new, "old": old, "changed_columns": changed, "unchanged_toast": unchanged, "redacted": redacted})
 
     def _security(self, msg: Message, reason: str, source: Source | None, eid: UUID | None,
                   txn: _Txn | None, claimed_kind: str | None = None) -> SecurityEvent:
@@ -239,13 +266,16 @@ class Normalizer:
         if kind == "context":
             if txn is not None:
                 txn.actor = actor
+                if txn.wire is not None:
+                    txn.wire.set_actor(actor)
                 if body.get("schema_name") and body.get("table"):
                     overrides = body.get("overrides") or {}
                     columns = tuple(body.get("columns") or ())
                     sensitive = self.redactor.sensitive_rules(columns, overrides)
                     categories = {c for rule in sensitive.values() for c in rule.categories}
                     txn.tracked[(body["schema_name"], body["table"])] = _Table(
-                        overrides, frozenset(categories), columns, sensitive, frozenset(columns))
+                        overrides, frozenset(categories), columns, sensitive, frozenset(columns),
+                        tags_for(categories))
             return
         if kind == "ddl_start":
             if txn is not None:

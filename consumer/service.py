@@ -1,7 +1,7 @@
 """The capture loop: replication stream -> decoder -> normalizer -> publisher, confirming LSNs.
 
-It never blocks on Kafka: sends are asynchronous, acknowledgements arrive on the client's thread,
-and the loop confirms to PostgreSQL only what `AckTracker` says Kafka has. When too many events
+It never blocks on Kafka: sends are asynchronous, acknowledgements are served by polling the
+publisher on the loop's own thread (no per-record thread hand-off), and the loop confirms to PostgreSQL only what `AckTracker` says Kafka has. When too many events
 await acknowledgement it stops reading WAL but keeps sending status updates, so a slow Kafka
 never trips wal_sender_timeout.
 """
@@ -12,6 +12,8 @@ import logging
 import time
 from typing import Callable, Mapping
 
+import psycopg2
+
 from consumer import metrics
 from consumer.acks import AckTracker, int_to_lsn, lsn_to_int
 from consumer.classify import Redactor
@@ -21,9 +23,10 @@ from consumer.source import SourceSession
 from consumer.stream import ReplicationStream, SlotLost
 from pgtrail.errors import Fatal, Poison, Retryable, classify_kafka
 from publisher.base import Publisher
-from schemas import DdlEvent, DmlEvent, HeartbeatEvent, SecurityEvent
+from schemas import DdlEvent, SecurityEvent
 
 log = logging.getLogger(__name__)
+_SENSITIVE = frozenset(("PII", "PHI", "FINANCIAL"))
 
 
 class CaptureService:
@@ -58,6 +61,12 @@ class CaptureService:
         self._last_event = None  # labelled once the database is known: no series for a placeholder label
         self._published: dict[str, object] = {}
         self._sensitive: dict[str, object] = {}
+        self._counts: dict[str, int] = {}  # events decoded per kind since the last metrics flush
+        self._sensitive_counts: dict[str, int] = {}
+        self._last_metrics = 0.0
+        self._last_event_at = 0.0
+        self._topic: dict[str, str] = {}
+        self._unit = None  # the open transaction's unit
 
     def stop(self) -> None:
         self._stop = True
@@ -80,47 +89,97 @@ class CaptureService:
         self._last_event = None  # created at the first event: a 0 would read as "last event in 1970"
         up = metrics.SOURCE_UP.labels(self.database)
         up.set(1)
-        unit = None
-        last_keepalive = last_gauges = self.clock()
+        self._unit = None
         last_heartbeat = self.clock() - self.heartbeat_interval
-        db = self.database
-        untracked = metrics.ROWS_UNTRACKED.labels(db)
-        pending, lag = metrics.PENDING_EVENTS.labels(db), metrics.LAG_BYTES.labels(db)
+        self._last_keepalive = self.clock()
+        self.publisher.on_backpressure = self._keepalive
+        read_message = self.stream.reader()
+        tracker, publisher, clock = self.tracker, self.publisher, self.clock
+        handle = self._handle
         try:
             while not self._stop and not (until and until()):
-                self._check_failure()
-                if self.heartbeat_interval and self.clock() - last_heartbeat >= self.heartbeat_interval:
-                    last_heartbeat = self.clock()
+                if tracker.failure is not None:
+                    self._check_failure()
+                now = clock()
+                if self.heartbeat_interval and now - last_heartbeat >= self.heartbeat_interval:
+                    last_heartbeat = now
                     self._heartbeat()
-                if self.tracker.pending >= self.max_pending:
-                    # Back-pressure: wait for acks without reading WAL, but keep the walsender alive.
+                if tracker.pending >= self.max_pending:
+                    # Back-pressure: serve acks without reading WAL, but keep the walsender alive.
+                    publisher.poll(0.05)
                     self._confirm()
-                    if self.clock() - last_keepalive >= 1.0:
-                        self.stream.keepalive()
-                        last_keepalive = self.clock()
-                    time.sleep(0.01)
+                    self._keepalive()
+                    self._flush_metrics(now)
                     continue
-                msg = self.stream.read(timeout=0.5)
-                if msg is not None:
-                    unit = self._handle(msg.payload, unit, db)
-                    if self.normalizer.rows_untracked:
-                        untracked.inc(self.normalizer.rows_untracked)
-                        self.normalizer.rows_untracked = 0
+                # Up to BATCH messages already buffered, then serve deliveries once: no per-message
+                # poll, no per-message thread hand-off.
+                n = 0
+                try:
+                    while n < self.BATCH:
+                        msg = read_message()
+                        if msg is None:
+                            break
+                        handle(msg.payload)
+                        n += 1
+                except psycopg2.Error as exc:
+                    raise self.stream.wrap_error(exc) from exc
+                if n == 0:
+                    publisher.poll(0)
+                    msg = self.stream.read(timeout=0.05 if tracker.pending else 0.5)
+                    if msg is not None:
+                        handle(msg.payload)
+                publisher.poll(0)
                 self._confirm()
-                now = self.clock()
-                if now - last_gauges >= 0.1:  # gauges are scraped every few seconds: no need per message
-                    last_gauges = now
-                    pending.set(self.tracker.pending)
-                    wal_end = self.stream.wal_end
-                    if wal_end and self.confirmed:
-                        lag.set(max(0, wal_end - self.confirmed))
-            self.publisher.flush(timeout=30)
+                self._flush_metrics(now)
+            publisher.flush(timeout=30)
             self._check_failure()
             self._confirm(force=True)
         finally:
+            self._flush_metrics(0.0, force=True)
             up.set(0)
             self.stream.close()
             self.session.close()
+
+    BATCH = 500
+
+    def _keepalive(self) -> None:
+        if self.clock() - self._last_keepalive >= 1.0:
+            self.stream.keepalive()
+            self._last_keepalive = self.clock()
+
+    def _flush_metrics(self, now: float, force: bool = False) -> None:
+        """Counts kept in plain dicts on the hot path go to Prometheus at most every 100 ms."""
+        if not force and now - self._last_metrics < 0.1:
+            return
+        self._last_metrics = now
+        db = self.database
+        for kind, n in self._counts.items():
+            if n:
+                child = self._consumed.get(kind) or self._consumed.setdefault(kind, metrics.EVENTS_CONSUMED.labels(db, kind))
+                child.inc(n)
+        self._counts.clear()
+        for tag, n in self._sensitive_counts.items():
+            child = self._sensitive.get(tag) or self._sensitive.setdefault(tag, metrics.SENSITIVE_CHANGES.labels(db, tag))
+            child.inc(n)
+        self._sensitive_counts.clear()
+        acked = self.tracker.acked_by_kind
+        for kind, n in acked.items():
+            if n:
+                child = self._published.get(kind) or self._published.setdefault(kind, metrics.EVENTS_PUBLISHED.labels(db, kind))
+                child.inc(n)
+        acked.clear()
+        if self.normalizer is not None and self.normalizer.rows_untracked:
+            metrics.ROWS_UNTRACKED.labels(db).inc(self.normalizer.rows_untracked)
+            self.normalizer.rows_untracked = 0
+        if self._last_event_at:
+            if self._last_event is None:
+                self._last_event = metrics.LAST_EVENT.labels(db)
+            self._last_event.set(self._last_event_at)
+            self._last_event_at = 0.0
+        metrics.PENDING_EVENTS.labels(db).set(self.tracker.pending)
+        wal_end = self.stream.wal_end
+        if wal_end and self.confirmed:
+            metrics.LAG_BYTES.labels(db).set(max(0, wal_end - self.confirmed))
 
     def _heartbeat(self) -> None:
         try:
@@ -134,64 +193,56 @@ class CaptureService:
         if safe is not None:
             metrics.SLOT_SAFE_WAL_BYTES.labels(self.database, self.slot).set(safe)
 
-    def _handle(self, payload: bytes, unit, db: str):
+    def _handle(self, payload: bytes) -> None:
+        unit = self._unit
         try:
             change = decode(payload)
         except Poison as exc:
             self._dead_letter(payload, str(exc), unit)
-            return unit
-        if isinstance(change, Begin):
-            unit = self.tracker.begin()
-        standalone = isinstance(change, Message) and not change.transactional
-        target = self.tracker.begin() if standalone else unit
+            return
+        tracker = self.tracker
+        if type(change) is Begin:
+            unit = self._unit = tracker.begin()
+        standalone = type(change) is Message and not change.transactional
+        target = tracker.begin() if standalone else unit
         last_event = False
+        counts, send, topic = self._counts, self.publisher.send, self._topic
         try:
-            for event in self.normalizer.feed(change):
-                kind = event.kind
-                consumed = self._consumed.get(kind) or self._consumed.setdefault(
-                    kind, metrics.EVENTS_CONSUMED.labels(db, kind))
-                consumed.inc()
-                if kind != "heartbeat":
+            for enc in self.normalizer.feed(change):
+                kind = enc.kind
+                counts[kind] = counts.get(kind, 0) + 1
+                if kind == "dml":
                     last_event = True
-                if isinstance(event, HeartbeatEvent):
+                    for tag in enc.tags:
+                        if tag in _SENSITIVE:
+                            self._sensitive_counts[tag] = self._sensitive_counts.get(tag, 0) + 1
+                elif kind == "heartbeat":
                     now = time.time()
-                    metrics.HEARTBEAT_RTT.labels(db).set(max(0.0, now - event.payload.sent_at))
-                    metrics.LAST_HEARTBEAT.labels(db).set(now)
-                elif isinstance(event, DdlEvent):
-                    if event.payload.untracked:
-                        metrics.UNTRACKED_DDL.labels(db).inc()
-                elif isinstance(event, DmlEvent):
-                    for tag in event.tags:
-                        if tag in ("PII", "PHI", "FINANCIAL"):
-                            counter = self._sensitive.get(tag) or self._sensitive.setdefault(
-                                tag, metrics.SENSITIVE_CHANGES.labels(db, tag))
-                            counter.inc()
-                elif isinstance(event, SecurityEvent):
-                    metrics.SECURITY_EVENTS.labels(db).inc()
-                    log.warning("security event in %s at %s: %s", db, event.source.change_lsn, event.payload.reason)
-                done = self.tracker.add(target)
-                self.publisher.publish(event, self._counted(done, db, kind))
+                    metrics.HEARTBEAT_RTT.labels(self.database).set(max(0.0, now - enc.event.payload.sent_at))
+                    metrics.LAST_HEARTBEAT.labels(self.database).set(now)
+                else:
+                    last_event = True
+                    event = enc.event
+                    if isinstance(event, DdlEvent):
+                        if event.payload.untracked:
+                            metrics.UNTRACKED_DDL.labels(self.database).inc()
+                    elif isinstance(event, SecurityEvent):
+                        metrics.SECURITY_EVENTS.labels(self.database).inc()
+                        log.warning("security event in %s at %s: %s", self.database, event.source.change_lsn,
+                                    event.payload.reason)
+                t = topic.get(kind)
+                if t is None:
+                    t = topic[kind] = self.publisher.topic(kind)
+                send(t, enc.key, enc.value, enc.headers, tracker.add(target, kind))
         except Poison as exc:
             self._dead_letter(payload, str(exc), target)
         if last_event:
-            if self._last_event is None:
-                self._last_event = metrics.LAST_EVENT.labels(db)
-            self._last_event.set(time.time())
+            self._last_event_at = time.time()
         if standalone:
-            self.tracker.close(target, None)
-        if isinstance(change, Commit):
-            self.tracker.close(unit, lsn_to_int(change.end_lsn))
-            unit = None
-        return unit
-
-    def _counted(self, done, db: str, kind: str):
-        counter = self._published.get(kind) or self._published.setdefault(kind, metrics.EVENTS_PUBLISHED.labels(db, kind))
-
-        def on_delivery(exc: BaseException | None) -> None:
-            if exc is None:
-                counter.inc()
-            done(exc)
-        return on_delivery
+            tracker.close(target, None)
+        if type(change) is Commit:
+            tracker.close(unit, lsn_to_int(change.end_lsn))
+            self._unit = None
 
     def _dead_letter(self, payload: bytes, reason: str, unit) -> None:
         log.warning("dead-lettering a WAL line from %s: %s", self.database, reason)
@@ -200,12 +251,13 @@ class CaptureService:
         if unit is None:
             unit = self.tracker.begin()
             self.tracker.close(unit, None)
-        self.publisher.dead_letter(payload, reason, f"{self.database}/{self.slot}", self.tracker.add(unit))
+        self.publisher.dead_letter(payload, reason, f"{self.database}/{self.slot}", self.tracker.add(unit, "deadletter"))
 
     def _check_failure(self) -> None:
         exc = self.tracker.failure
         if exc is not None:
-            raise classify_kafka(exc)(f"Kafka did not acknowledge an event: {exc!r}") from exc
+            cause = exc if isinstance(exc, BaseException) else None
+            raise classify_kafka(exc)(f"Kafka did not acknowledge an event: {exc!r}") from cause
 
     def _confirm(self, force: bool = False) -> None:
         lsn = self.tracker.confirmable()

@@ -41,13 +41,6 @@ class SourceIdentity:
     database: str
 
 
-@dataclass(slots=True)
-class WalMessage:
-    payload: bytes
-    data_start: int
-    wal_end: int
-
-
 def _wrap(exc: psycopg2.Error, what: str, dsn: str) -> Exception:
     kind = classify_sqlstate(exc.pgcode)
     text = (exc.pgerror or str(exc)).strip().splitlines()[0] if (exc.pgerror or str(exc)).strip() else type(exc).__name__
@@ -125,8 +118,9 @@ class ReplicationStream:
                             "install Debian's postgresql-15-wal2json") from exc
             raise
 
-    def read(self, timeout: float) -> WalMessage | None:
-        """Next message, or None after waiting up to `timeout` seconds. Answers keepalives."""
+    def read(self, timeout: float):
+        """Next message (psycopg2's ReplicationMessage: payload, data_start, wal_end), or None
+        after waiting up to `timeout` seconds. Answers keepalives."""
         try:
             msg = self._cur.read_message()
             if msg is None:
@@ -135,11 +129,17 @@ class ReplicationStream:
                     self._cur.send_feedback()  # keeps status updates flowing while idle
                     return None
                 msg = self._cur.read_message()
-                if msg is None:
-                    return None
-            return WalMessage(msg.payload, msg.data_start, msg.wal_end)
+            return msg
         except psycopg2.Error as exc:
             raise _wrap(exc, "reading the replication stream", self.dsn) from exc
+
+    def reader(self):
+        """The non-blocking `read_message` of the open stream, for the hot loop (None: nothing
+        buffered). psycopg2 errors from it go through `wrap_error`."""
+        return self._cur.read_message
+
+    def wrap_error(self, exc: psycopg2.Error) -> Exception:
+        return _wrap(exc, "reading the replication stream", self.dsn)
 
     def confirm(self, lsn: int, force: bool = False) -> None:
         """Tell the server everything before `lsn` is durable downstream."""
@@ -169,4 +169,4 @@ class ReplicationStream:
         self._cur = self._conn = None
 
 
-__all__ = ["ReplicationStream", "SlotLost", "SourceIdentity", "WalMessage", "Retryable"]
+__all__ = ["ReplicationStream", "SlotLost", "SourceIdentity", "Retryable"]

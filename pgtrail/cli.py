@@ -66,12 +66,12 @@ def _capture_service(settings, kafka, label: str | None = None):
     from consumer.service import CaptureService
     from consumer.source import SourceSession
     from consumer.stream import ReplicationStream
-    from publisher import KafkaPublisher
+    from publisher import make_publisher
 
     dsn = settings.source_dsn.get_secret_value()
     stream = ReplicationStream(dsn, settings.slot, settings.status_interval)
     key = settings.redaction_key.get_secret_value().encode() if settings.redaction_key else None
-    return CaptureService(stream, KafkaPublisher(kafka, client_id=f"pgtrail-consumer-{label or settings.slot}"),
+    return CaptureService(stream, make_publisher(kafka, client_id=f"pgtrail-consumer-{label or settings.slot}"),
                           SourceSession(dsn), settings.slot, settings.max_pending_events,
                           settings.heartbeat_interval, key, settings.redaction_policy, label=label)
 
@@ -131,7 +131,7 @@ def cmd_sink(args) -> int:
     from kafka.errors import KafkaError
 
     from pgtrail.install import connect
-    from publisher import KafkaPublisher, KafkaSettings
+    from publisher import KafkaSettings, make_publisher
     from publisher.topics import ensure_topics
     from sink.loader import VaultLoader, connect_vault
     from sink.service import SinkService
@@ -156,7 +156,7 @@ def cmd_sink(args) -> int:
     except KafkaError as exc:
         raise Fatal(f"cannot reach Kafka at {kafka.bootstrap}: {exc}") from exc
     service = SinkService(consumer, lambda: VaultLoader(connect_vault(vault_dsn)),
-                          KafkaPublisher(kafka, client_id="pgtrail-sink-dlq"),
+                          make_publisher(kafka, client_id="pgtrail-sink-dlq"),
                           settings.max_batch, settings.poll_timeout_ms, settings.max_event_bytes,
                           settings.poison_ratio_limit, settings.poison_window)
     _metrics_server(settings.metrics_port if args.metrics_port is None else args.metrics_port)
@@ -211,11 +211,11 @@ def cmd_import_logs(args) -> int:
         raise Fatal("name the log files to import (or --check-server DSN)")
     publisher = None
     if not args.dry_run:
-        from publisher import KafkaPublisher, KafkaSettings
+        from publisher import KafkaSettings, make_publisher
         from publisher.topics import ensure_topics
         kafka = KafkaSettings()
         ensure_topics(kafka, ["log_import"])
-        publisher = KafkaPublisher(kafka, client_id="pgtrail-import-logs")
+        publisher = make_publisher(kafka, client_id="pgtrail-import-logs")
     results = []
     try:
         for path in args.files:

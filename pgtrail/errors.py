@@ -45,5 +45,9 @@ def classify_sqlstate(sqlstate: str | None) -> type[PgtrailError]:
 
 
 def classify_kafka(exc: BaseException) -> type[PgtrailError]:
-    """Kafka errors carry a `retriable` flag; anything else from the client is fatal."""
-    return Retryable if getattr(exc, "retriable", False) else Fatal
+    """Kafka errors carry a `retriable` flag (kafka-python: an attribute; librdkafka's KafkaError:
+    a method); anything else from the client is fatal."""
+    retriable = getattr(exc, "retriable", False)
+    if callable(retriable):
+        retriable = retriable()
+    return Retryable if retriable else Fatal

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
@@ -37,31 +36,34 @@ class FileResult:
 
 @dataclass
 class _Acks:
+    """Acknowledgements of one import. Callbacks run on this thread, inside the publisher's
+    poll()/flush() (both drivers' contract), so plain counters suffice."""
+
+    publisher: Publisher | None = None
     pending: int = 0
     acked: int = 0
-    failure: BaseException | None = None
-    cond: threading.Condition = field(default_factory=threading.Condition)
+    failure: object = None
 
-    def sent(self) -> Callable[[BaseException | None], None]:
-        with self.cond:
-            self.pending += 1
+    def sent(self) -> Callable[..., None]:
+        self.pending += 1
+        return self._done
 
-        def done(exc: BaseException | None) -> None:
-            with self.cond:
-                self.pending -= 1
-                if exc is None:
-                    self.acked += 1
-                elif self.failure is None:
-                    self.failure = exc
-                self.cond.notify_all()
-        return done
+    def _done(self, exc, _message=None) -> None:
+        self.pending -= 1
+        if exc is None:
+            self.acked += 1
+        elif self.failure is None:
+            self.failure = exc
 
     def wait_below(self, limit: int, timeout: float) -> None:
-        with self.cond:
-            if not self.cond.wait_for(lambda: self.pending < limit or self.failure is not None, timeout):
+        deadline = time.monotonic() + timeout
+        while self.pending >= limit and self.failure is None:
+            if time.monotonic() > deadline:
                 raise Fatal(f"Kafka acknowledged nothing for {timeout:.0f}s with {self.pending} events waiting")
-            if self.failure is not None:
-                raise classify_kafka(self.failure)(f"Kafka did not acknowledge an event: {self.failure!r}")
+            if self.publisher is not None:
+                self.publisher.poll(0.05)
+        if self.failure is not None:
+            raise classify_kafka(self.failure)(f"Kafka did not acknowledge an event: {self.failure!r}")
 
 
 class Progress:
@@ -96,7 +98,7 @@ def import_file(path: str, publisher: Publisher | None, *, server: str, log_form
     """Parse one file and publish its entries (publisher None: parse only, a dry run)."""
     report = ParseReport()
     result = FileResult(path, report)
-    acks = _Acks()
+    acks = _Acks(publisher)
     try:
         total = os.path.getsize(path)
     except OSError as exc:
@@ -113,6 +115,8 @@ def import_file(path: str, publisher: Publisher | None, *, server: str, log_form
                     acks.wait_below(MAX_IN_FLIGHT // 2, timeout=120)
                 publisher.publish(event, acks.sent())
                 result.published += 1
+                if result.published % 1000 == 0:
+                    publisher.poll(0)
             progress.update(report)
         if publisher is not None:
             publisher.flush(timeout=120)

@@ -1,6 +1,15 @@
-"""Events -> Kafka. `Publisher` is the stage's interface; `KafkaPublisher` its backend."""
+"""Events -> Kafka. `Publisher` is the stage's interface; `make_publisher` picks its driver
+(`kafka.client`: librdkafka by default, or kafka-python)."""
 from publisher.base import DeliveryCallback, Publisher
-from publisher.kafka import KafkaPublisher
 from publisher.settings import KafkaSettings
 
-__all__ = ["DeliveryCallback", "KafkaPublisher", "KafkaSettings", "Publisher"]
+
+def make_publisher(settings: KafkaSettings, client_id: str = "pgtrail-consumer") -> Publisher:
+    if settings.client == "kafka-python":
+        from publisher.kafka_python import KafkaPythonPublisher
+        return KafkaPythonPublisher(settings, client_id)
+    from publisher.librdkafka import LibrdkafkaPublisher
+    return LibrdkafkaPublisher(settings, client_id)
+
+
+__all__ = ["DeliveryCallback", "KafkaSettings", "Publisher", "make_publisher"]

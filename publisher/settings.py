@@ -10,6 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PGTRAIL_KAFKA_", extra="ignore")
 
+    client: Literal["librdkafka", "kafka-python"] = Field(
+        "librdkafka", description="Kafka driver: librdkafka (confluent-kafka, keeps up with PostgreSQL's decoding) "
+                                  "or kafka-python (pure Python, no native code, about a fifth of the rate)")
     bootstrap: str = Field("127.0.0.1:19092", description="comma-separated host:port list")
     topic_prefix: str = Field("pgtrail", pattern=r"^[A-Za-z0-9._-]+$")
     linger_ms: int = Field(5, ge=0)
@@ -51,6 +54,23 @@ class KafkaSettings(BaseSettings):
             opts.update(ssl_cafile=self.ssl_cafile, ssl_certfile=self.ssl_certfile, ssl_keyfile=self.ssl_keyfile,
                         ssl_password=self.ssl_password.get_secret_value() if self.ssl_password else None,
                         ssl_check_hostname=self.ssl_check_hostname)
+        return opts
+
+    def librdkafka_options(self) -> dict[str, Any]:
+        """The same settings as librdkafka configuration properties (producer and consumer)."""
+        opts: dict[str, Any] = {"bootstrap.servers": self.bootstrap,
+                                "security.protocol": self.security_protocol.lower()}
+        if self.security_protocol.startswith("SASL_"):
+            opts.update({"sasl.mechanism": self.sasl_mechanism, "sasl.username": self.sasl_username,
+                         "sasl.password": self.sasl_password.get_secret_value()})
+        if self.security_protocol.endswith("SSL"):
+            opts["ssl.endpoint.identification.algorithm"] = "https" if self.ssl_check_hostname else "none"
+            for prop, value in (("ssl.ca.location", self.ssl_cafile), ("ssl.certificate.location", self.ssl_certfile),
+                                ("ssl.key.location", self.ssl_keyfile)):
+                if value:
+                    opts[prop] = value
+            if self.ssl_password:
+                opts["ssl.key.password"] = self.ssl_password.get_secret_value()
         return opts
 
     def topic(self, kind: str) -> str:

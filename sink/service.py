@@ -174,14 +174,14 @@ class SinkService:
         metrics.DEAD_LETTERS.labels(label).inc()
         origin = f"{rec.topic}/{rec.partition}/{rec.offset}"
         self.dead_letters.dead_letter(rec.value or b"", reason, origin,
-                                      lambda exc: failures.append(exc) if exc is not None else None)
+                                      lambda exc, *_: failures.append(exc) if exc is not None else None)
 
     def _dead_letter_event(self, ev: Event, reason: str, failures) -> None:
         self._dead.append("rejected")
         log.warning("dead-lettering event %s: %s", ev.event_id, reason)
         metrics.DEAD_LETTERS.labels("rejected").inc()
         self.dead_letters.dead_letter(ev.model_dump_json().encode(), reason, str(ev.event_id),
-                                      lambda exc: failures.append(exc) if exc is not None else None)
+                                      lambda exc, *_: failures.append(exc) if exc is not None else None)
 
     def _commit(self, records) -> None:
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}

@@ -19,12 +19,15 @@ def fixture_keys() -> dict[int, bytes]:
     return keys
 
 
-def normalize(lines, system_id="7712193764098600281", database="fixture_capture", keys=None, redactor=None):
+def normalize(lines, system_id="7712193764098600281", database="fixture_capture", keys=None, redactor=None,
+              reference=False):
+    """The events the normalizer makes of `lines`, as pydantic models (parsed back from the bytes
+    it would send)."""
     n = Normalizer(system_id, database, "slot", fixture_keys() if keys is None else keys,
-                   redactor or Redactor(b"test-key"))
+                   redactor or Redactor(b"test-key"), reference=reference)
     events = []
     for line in lines:
-        events.extend(n.feed(decode(line)))
+        events.extend(enc.event for enc in n.feed(decode(line)))
     return events, n
 
 
