@@ -1,34 +1,35 @@
 """Capture benchmark: pg_recvlogical (the ceiling: PostgreSQL's own wal2json decoding) against
-pgtrail's consumer publishing to Kafka with acks=all, on the same workload and wal2json options.
+pgtrail's consumer publishing to Kafka with acks=all through each driver, and each driver's own
+floor (a bare loop sending the very records pgtrail produced), on the same WAL.
 
 Workload: ROWS inserts (in transactions of 10,000) then ROWS updates (the same rows), on a tracked
-table with 8 columns of mixed types, one of them sensitive (email). Both readers start from slots
-created before the workload, so both decode exactly the same WAL.
+table with 8 columns of mixed types, one of them sensitive (email, hashed): every feature on
+(attribution from the signed context message, redaction, tags, CloudEvents headers). Every reader
+has its own slot created before the workload, so all decode exactly the same WAL. Each measured
+run is a process of its own, so its peak RSS is its own.
 
-    python -m bench.capture [--rows 100000]
+    python -m bench.capture [--rows 100000] [--clients librdkafka,kafka-python]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
 import subprocess
+import sys
 import time
 import uuid
 
 import psycopg
 
-from consumer.service import CaptureService
-from consumer.source import SourceSession
-from consumer.stream import WAL2JSON_OPTIONS, ReplicationStream
-from pgtrail.install import install
-from publisher import KafkaPublisher, KafkaSettings
-from publisher.topics import ensure_topics
+from consumer.stream import WAL2JSON_OPTIONS
 
 PG_HOST = os.environ.get("PGTRAIL_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = os.environ.get("PGTRAIL_PG_PORT", "54329")
 KAFKA = os.environ.get("PGTRAIL_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+CLIENTS = ("librdkafka", "kafka-python")
 
 
 def dsn(db: str) -> str:
@@ -65,35 +66,102 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
-def client_ceiling(kafka: KafkaSettings, count: int) -> float:
-    """Seconds kafka-python alone takes to send `count` copies of one of the run's real records
-    (same key, value and headers, same producer settings) until all are acknowledged: the most
-    any consumer built on this client could do, whatever it did before sending."""
-    from kafka import KafkaConsumer, KafkaProducer
-    consumer = KafkaConsumer(kafka.topic("dml"), auto_offset_reset="earliest", group_id=None,
-                             consumer_timeout_ms=10000, **kafka.client_options())
-    sample = next(iter(consumer))
-    consumer.close()
-    producer = KafkaProducer(acks="all", enable_idempotence=True, max_in_flight_requests_per_connection=5,
-                             linger_ms=kafka.linger_ms, batch_size=kafka.batch_size,
-                             max_request_size=kafka.max_request_size, **kafka.client_options())
-    topic = kafka.topic("ceiling")
-    producer.send(topic, value=b"warm-up").get(timeout=60)
-    t0 = time.perf_counter()
-    for _ in range(count):
-        producer.send(topic, value=sample.value, key=sample.key, headers=sample.headers)
-    producer.flush()
-    elapsed = time.perf_counter() - t0
-    producer.close()
-    return elapsed
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+
+# ------------------------------------------------------------------ one measured run per process
+
+def run_pgtrail(db: str, slot: str, client: str, prefix: str, changes: int) -> dict:
+    from consumer.service import CaptureService
+    from consumer.source import SourceSession
+    from consumer.stream import ReplicationStream
+    from publisher import KafkaSettings, make_publisher
+
+    kafka = KafkaSettings(bootstrap=KAFKA, topic_prefix=prefix, client=client)
+    service = CaptureService(ReplicationStream(dsn(db), slot, status_interval=10), make_publisher(kafka),
+                             SourceSession(dsn(db)), slot, max_pending_events=20_000, heartbeat_interval=0)
+    t0 = time.perf_counter()
+    service.run(until=lambda: service.tracker.acked >= changes)
+    elapsed = time.perf_counter() - t0
+    service.publisher.close()
+    return {"seconds": elapsed, "rss_mb": _peak_mb(), "acked": service.tracker.acked}
+
+
+def _records(prefix: str, count: int) -> list:
+    """The records pgtrail wrote (key, value, headers), read back once."""
+    from kafka import KafkaConsumer
+    consumer = KafkaConsumer(f"{prefix}.dml", bootstrap_servers=KAFKA.split(","), auto_offset_reset="earliest",
+                             group_id=None, consumer_timeout_ms=10000, max_partition_fetch_bytes=8 << 20)
+    out = []
+    for rec in consumer:
+        out.append((rec.key, rec.value, rec.headers))
+        if len(out) >= count:
+            break
+    consumer.close()
+    return out
+
+
+def run_floor(client: str, prefix: str, count: int) -> dict:
+    """A bare loop sending pgtrail's own records through the driver with the same producer
+    settings (acks=all, idempotent), counting acknowledgements: what any consumer built on this
+    driver could do at most, whatever it did before sending."""
+    from publisher import KafkaSettings, make_publisher
+    records = _records(prefix, count)
+    kafka = KafkaSettings(bootstrap=KAFKA, topic_prefix=prefix + "f", client=client)
+    pub = make_publisher(kafka, client_id="bench-floor")
+    topic = kafka.topic("dml")
+    acked = [0]
+
+    def done(err, _msg=None):
+        if err is None:
+            acked[0] += 1
+    pub.send(topic, b"warm-up", b"warm-up", [], done)
+    pub.flush(60)
+    acked[0] = 0
+    t0 = time.perf_counter()
+    for i, (key, value, headers) in enumerate(records):
+        pub.send(topic, key, value, headers, done)
+        if i % 500 == 0:
+            pub.poll(0)
+    pub.flush(120)
+    elapsed = time.perf_counter() - t0
+    pub.close()
+    return {"seconds": elapsed, "rss_mb": _peak_mb(), "acked": acked[0], "sent": len(records)}
+
+
+def _child(*args: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "bench.capture", *args], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ the run
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000, help="rows inserted, then updated (changes = 2 x rows)")
+    ap.add_argument("--clients", default=",".join(CLIENTS), help="drivers to measure")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        from pgtrail.runtime import tune_for_throughput
+        tune_for_throughput()  # as `pgtrail consume` does; the floors get it too
+        what, rest = args.child[0], args.child[1:]
+        if what == "pgtrail":
+            db, slot, client, prefix, changes = rest
+            print(json.dumps(run_pgtrail(db, slot, client, prefix, int(changes))))
+        else:
+            client, prefix, count = rest
+            print(json.dumps(run_floor(client, prefix, int(count))))
+        return
+    from pgtrail.install import install
+    from publisher import KafkaSettings
+    from publisher.topics import ensure_topics
+
+    clients = [c for c in args.clients.split(",") if c]
     tag = uuid.uuid4().hex[:8]
     db = f"bench_{tag}"
+    slots = {"recv": "bench_recv", **{c: f"bench_{c.replace('-', '_')}" for c in clients}}
     with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
         admin.execute(f"create database {db}")
     try:
@@ -101,7 +169,7 @@ def main() -> None:
         with psycopg.connect(dsn(db), autocommit=True) as conn:
             conn.execute(TABLE)
             conn.execute("select script_tracking.track_table('bench_accounts')")
-            for slot in ("bench_recv", "bench_pgtrail"):
+            for slot in slots.values():
                 conn.execute("select pg_create_logical_replication_slot(%s, 'wal2json')", (slot,))
         t0 = time.perf_counter()
         workload(db, args.rows)
@@ -111,44 +179,43 @@ def main() -> None:
         changes = 2 * args.rows
 
         # Baseline: PostgreSQL's own decoding, read by pg_recvlogical with the consumer's options.
-        cmd = ["pg_recvlogical", "-h", PG_HOST, "-p", PG_PORT, "-U", "postgres", "-d", db, "-S", "bench_recv",
+        cmd = ["pg_recvlogical", "-h", PG_HOST, "-p", PG_PORT, "-U", "postgres", "-d", db, "-S", slots["recv"],
                "--start", "--no-loop", "-E", end, "-f", "/dev/null"]
         for k, v in WAL2JSON_OPTIONS.items():
             cmd += ["-o", f"{k}={v}"]
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True)
         t_recv = time.perf_counter() - t0
+        recv_rate = changes / t_recv
 
-        # pgtrail: replication stream -> events -> Kafka, acknowledged.
-        kafka = KafkaSettings(bootstrap=KAFKA, topic_prefix=f"bench{tag}")
-        ensure_topics(kafka, ["ddl", "dml", "operation"])
-        stream = ReplicationStream(dsn(db), "bench_pgtrail", status_interval=10)
-        service = CaptureService(stream, KafkaPublisher(kafka), SourceSession(dsn(db)), "bench_pgtrail",
-                                 max_pending_events=20_000, heartbeat_interval=0)
-        t0 = time.perf_counter()
-        service.run(until=lambda: service.tracker.acked >= changes)
-        t_pgtrail = time.perf_counter() - t0
-        service.publisher.close()
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        results = {}
+        for client in clients:
+            prefix = f"bench{tag}{client[:2]}"
+            ensure_topics(KafkaSettings(bootstrap=KAFKA, topic_prefix=prefix), ["dml", "ddl", "operation"])
+            ensure_topics(KafkaSettings(bootstrap=KAFKA, topic_prefix=prefix + "f"), ["dml"])
+            pg = _child("--child", "pgtrail", db, slots[client], client, prefix, str(changes))
+            floor = _child("--child", "floor", client, prefix, str(changes))
+            results[client] = (pg, floor)
 
-        t_client = client_ceiling(kafka, changes)
-        recv_rate, pgtrail_rate = changes / t_recv, changes / t_pgtrail
         print()
         print("pgtrail capture benchmark")
         print(f"  machine   : {machine()}")
         print(f"  workload  : {args.rows:,} inserts + {args.rows:,} updates = {changes:,} row changes on an "
-              f"8-column tracked table (loaded in {t_load:.1f}s)")
-        print(f"  options   : wal2json {' '.join(f'{k}={v}' for k, v in WAL2JSON_OPTIONS.items())}")
-        print(f"  baseline  : pg_recvlogical          {t_recv:7.2f}s  {recv_rate:10,.0f} changes/s")
-        print(f"  pgtrail   : consumer -> Kafka (ack) {t_pgtrail:7.2f}s  {pgtrail_rate:10,.0f} changes/s  "
-              f"(peak RSS {rss_mb:.0f} MB)")
-        print(f"  client    : kafka-python alone      {t_client:7.2f}s  {changes / t_client:10,.0f} records/s  "
-              "(the same records, pre-serialised, nothing else in the process)")
-        print(f"  ratio     : pgtrail / pg_recvlogical = {pgtrail_rate / recv_rate:.3f}; "
-              f"kafka-python alone / pg_recvlogical = {changes / t_client / recv_rate:.3f} (the client's ceiling)")
+              f"8-column tracked table, email hashed, attributed (loaded in {t_load:.1f}s)")
+        print(f"  options   : wal2json {' '.join(f'{k}={v}' for k, v in WAL2JSON_OPTIONS.items())}; "
+              "Kafka acks=all, idempotent, 3 partitions, one local broker")
+        print(f"  baseline  : pg_recvlogical -> /dev/null        {t_recv:7.2f}s {recv_rate:10,.0f} changes/s")
+        for client, (pg, floor) in results.items():
+            pg_rate, floor_rate = changes / pg["seconds"], floor["sent"] / floor["seconds"]
+            print(f"  pgtrail   : consumer -> Kafka ({client:12s})  {pg['seconds']:7.2f}s {pg_rate:10,.0f} changes/s"
+                  f"  {pg_rate / recv_rate:5.2f}x pg_recvlogical  peak RSS {pg['rss_mb']:.0f} MB")
+            print(f"  floor     : bare loop, same records ({client:12s}) {floor['seconds']:6.2f}s "
+                  f"{floor_rate:10,.0f} records/s {floor_rate / recv_rate:5.2f}x pg_recvlogical  "
+                  f"peak RSS {floor['rss_mb']:.0f} MB")
+            print(f"  ratio     : pgtrail ({client}) / its driver's floor = {pg_rate / floor_rate:.2f}")
     finally:
         with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
-            for slot in ("bench_recv", "bench_pgtrail"):
+            for slot in slots.values():
                 admin.execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots "
                               "where slot_name = %s and database = %s", (slot, db))
             admin.execute(f"drop database if exists {db} with (force)")

@@ -15,17 +15,17 @@ import msgspec
 from pgtrail.errors import Poison
 
 
-class _Column(msgspec.Struct):
+class _Column(msgspec.Struct, gc=False):
     name: str
     type: str = ""
     value: Any = None
 
 
-class _Key(msgspec.Struct):
+class _Key(msgspec.Struct, gc=False):
     name: str
 
 
-class _Line(msgspec.Struct):
+class _Line(msgspec.Struct, gc=False):
     action: str
     xid: int | None = None
     lsn: str | None = None
@@ -60,30 +60,27 @@ class Commit:
     timestamp: str | None
 
 
-class RowChange:
-    """One row's change. `columns`/`identity` map names to values; `types` names their types."""
+class RowChange(msgspec.Struct):
+    """One row's change. `columns`/`identity` map names to values; `raw` keeps wal2json's column
+    lists (names, types, values) for `types`. A msgspec Struct: made in C, once per row."""
 
-    __slots__ = ("action", "xid", "lsn", "schema", "table", "columns", "identity", "pk", "_raw")
-
-    def __init__(self, action: str, xid: int | None, lsn: str | None, schema: str, table: str,
-                 columns: dict[str, Any] | None = None, identity: dict[str, Any] | None = None,
-                 pk: list[str] | None = None, raw: tuple = ((), ())):
-        self.action, self.xid, self.lsn, self.schema, self.table = action, xid, lsn, schema, table
-        self.columns = columns if columns is not None else {}
-        self.identity = identity if identity is not None else {}
-        self.pk = pk if pk is not None else []
-        self._raw = raw
+    action: str  # I, U, D, T
+    xid: int | None
+    lsn: str | None
+    schema: str
+    table: str
+    columns: dict = {}
+    identity: dict = {}
+    pk: list = []
+    raw: tuple = ((), ())
 
     @property
     def types(self) -> dict[str, str]:
         out: dict[str, str] = {}
-        for cols in self._raw:
+        for cols in self.raw:
             for c in cols or ():
                 out.setdefault(c.name, c.type)
         return out
-
-    def __repr__(self) -> str:
-        return f"RowChange({self.action} {self.schema}.{self.table} at {self.lsn})"
 
 
 @dataclass(slots=True)

@@ -120,9 +120,14 @@ class Normalizer:
         self._open_executions: OrderedDict[int, UUID] = OrderedDict()
 
     # ------------------------------------------------------------------ entry point
-    def feed(self, change: Change) -> Iterator[Encoded]:
-        for event in self._feed(change):
-            yield event if isinstance(event, Encoded) else encode(event)
+    def feed(self, change: Change) -> list[Encoded]:
+        txn = self._txn
+        if type(change) is RowChange and txn is not None and txn.held is None:  # the hot path
+            event = self._row(change, txn)
+            if event is None:
+                return []
+            return [event if type(event) is Encoded else encode(event)]
+        return [e if type(e) is Encoded else encode(e) for e in self._feed(change)]
 
     def _feed(self, change: Change) -> Iterator[Event | Encoded]:
         if isinstance(change, Begin):
@@ -156,7 +161,9 @@ class Normalizer:
             else:
                 txn.held.append(change)
                 return
-        yield from self._row(change, txn)
+        event = self._row(change, txn)
+        if event is not None:
+            yield event
 
     # ------------------------------------------------------------------ helpers
     def _source(self, txn: _Txn, change_lsn: str | None) -> tuple[Source, UUID]:
@@ -173,15 +180,17 @@ class Normalizer:
             return
         try:
             for row in held:
-                yield from self._row(row, txn)
+                event = self._row(row, txn)
+                if event is not None:
+                    yield event
         finally:
             held.close()
 
-    def _row(self, change: RowChange, txn: _Txn) -> Iterator[Event | Encoded]:
+    def _row(self, change: RowChange, txn: _Txn) -> Event | Encoded | None:
         table = txn.tracked.get((change.schema, change.table))
         if table is None:
             self.rows_untracked += 1
-            return
+            return None
         action = change.action
         op = _OPERATIONS[action]
         new = change.columns if action == "I" or action == "U" else None
@@ -198,23 +207,22 @@ class Normalizer:
             if not new.keys() >= table.column_set:
                 unchanged = [c for c in table.columns if c not in new]
         redacted: dict[str, str] = {}
-        categories: set[str] = set(table.categories)
+        tags = table.tags
         redactor = self.redactor
-        if table.sensitive:
-            if (new is None or new.keys() <= table.column_set) and (old is None or old.keys() <= table.column_set):
-                new = redactor.apply(new, table.sensitive, redacted, categories)
-                old = redactor.apply(old, table.sensitive, redacted, categories)
-                primary_key = redactor.apply(primary_key, table.sensitive, redacted, categories)
-            else:  # a column the context did not list (added later in the transaction): rules by name
-                new = redactor.redact(new, table.overrides, redacted, categories)
-                old = redactor.redact(old, table.overrides, redacted, categories)
-                primary_key = redactor.redact(primary_key, table.overrides, redacted, categories)
-        elif (new is not None and not new.keys() <= table.column_set) or \
-                (old is not None and not old.keys() <= table.column_set):
+        if (new is None or new.keys() <= table.column_set) and (old is None or old.keys() <= table.column_set):
+            sensitive = table.sensitive
+            if sensitive:  # every rule's categories are the table's already: none to collect
+                new = redactor.apply(new, sensitive, redacted, None)
+                old = redactor.apply(old, sensitive, redacted, None)
+                if not sensitive.keys().isdisjoint(primary_key):
+                    primary_key = redactor.apply(primary_key, sensitive, redacted, None)
+        else:  # a column the context did not list (added later in the transaction): rules by name
+            categories: set[str] = set(table.categories)
             new = redactor.redact(new, table.overrides, redacted, categories)
             old = redactor.redact(old, table.overrides, redacted, categories)
             primary_key = redactor.redact(primary_key, table.overrides, redacted, categories)
-        tags = table.tags if len(categories) == len(table.categories) else tags_for(categories)
+            if len(categories) != len(table.categories):
+                tags = tags_for(categories)
         position = txn.position
         txn.position += 1
         if self.reference:
@@ -224,15 +232,14 @@ class Normalizer:
             payload = DmlPayload(operation=op, schema_name=change.schema, table=change.table,
                                  primary_key=primary_key, new=new, old=old, changed_columns=changed,
                                  redacted=redacted, unchanged_toast=unchanged)
-            yield DmlEvent(event_id=event_id(self.system_id, self.database, txn.commit_lsn, position), source=source,
-                           actor=txn.actor, tags=tags, payload=payload)
-            return
+            return DmlEvent(event_id=event_id(self.system_id, self.database, txn.commit_lsn, position), source=source,
+                            actor=txn.actor, tags=tags, payload=payload)
         wire = txn.wire
         if wire is None:
             wire = txn.wire = DmlWire(self.system_id, self.database, self.slot, txn.xid, txn.commit_lsn,
                                       txn.commit_time, txn.actor)
         # DmlPayload's fields, in its declared order
-        yield wire.row(position, change.lsn, change.schema, change.table, tags, {
+        return wire.row(position, change.lsn, change.schema, change.table, tags, {
             "operation": op, "schema_name": change.schema, "table": change.table, "primary_key": primary_key,
             "new": new, "old": old, "changed_columns": changed, "unchanged_toast": unchanged, "redacted": redacted})
 

@@ -96,9 +96,11 @@ def _consume_fleet(args) -> int:
 def cmd_consume(args) -> int:
     from consumer.service import CaptureService, run_with_restarts
     from consumer.settings import ConsumerSettings
+    from pgtrail.runtime import tune_for_throughput
     from publisher import KafkaSettings
     from publisher.topics import ensure_topics
 
+    tune_for_throughput()
     if args.config:
         return _consume_fleet(args)
     if args.source or args.shard:
@@ -127,16 +129,16 @@ def cmd_consume(args) -> int:
 
 
 def cmd_sink(args) -> int:
-    from kafka import KafkaConsumer
-    from kafka.errors import KafkaError
-
     from pgtrail.install import connect
     from publisher import KafkaSettings, make_publisher
     from publisher.topics import ensure_topics
     from sink.loader import VaultLoader, connect_vault
+    from sink.reader import make_reader
     from sink.service import SinkService
     from sink.settings import SinkSettings
+    from pgtrail.runtime import tune_for_throughput
 
+    tune_for_throughput()
     if args.config:
         from pgtrail import config
         cfg = config.load(args.config)
@@ -146,15 +148,7 @@ def cmd_sink(args) -> int:
     ensure_topics(kafka, settings.kinds)
     vault_dsn = settings.vault_dsn.get_secret_value()
     connect(vault_dsn, "vault").close()  # fail fast with a clear message
-    try:
-        consumer = KafkaConsumer(*(kafka.topic(k) for k in settings.kinds), **kafka.client_options(),
-                                 group_id=settings.group_id, enable_auto_commit=False,
-                                 auto_offset_reset="earliest", client_id="pgtrail-sink",
-                                 group_instance_id=settings.instance_id,
-                                 session_timeout_ms=settings.session_timeout_ms,
-                                 max_partition_fetch_bytes=kafka.max_request_size)
-    except KafkaError as exc:
-        raise Fatal(f"cannot reach Kafka at {kafka.bootstrap}: {exc}") from exc
+    consumer = make_reader(kafka, settings)
     service = SinkService(consumer, lambda: VaultLoader(connect_vault(vault_dsn)),
                           make_publisher(kafka, client_id="pgtrail-sink-dlq"),
                           settings.max_batch, settings.poll_timeout_ms, settings.max_event_bytes,

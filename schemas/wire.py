@@ -51,21 +51,22 @@ def cloudevent_headers(event: Event) -> Headers:
     return headers
 
 
-class Encoded:
+class Encoded(msgspec.Struct):
     """One event ready for Kafka. `event` is the pydantic model (parsed back from the body when the
     fast path made it, for the rare reader that needs fields: tests, metrics of rare kinds)."""
 
-    __slots__ = ("kind", "key", "value", "headers", "tags", "_event")
-
-    def __init__(self, kind: str, key: bytes, value: bytes, headers: Headers, tags: list[str],
-                 event: Event | None = None):
-        self.kind, self.key, self.value, self.headers, self.tags, self._event = kind, key, value, headers, tags, event
+    kind: str
+    key: bytes
+    value: bytes
+    headers: list
+    tags: list
+    model: Any = None
 
     @property
     def event(self) -> Event:
-        if self._event is None:
-            self._event = parse_event(self.value)
-        return self._event
+        if self.model is None:
+            self.model = parse_event(self.value)
+        return self.model
 
 
 def encode(event: Event) -> Encoded:
@@ -74,13 +75,14 @@ def encode(event: Event) -> Encoded:
                    cloudevent_headers(event), event.tags, event)
 
 
+_SPEC = ("ce_specversion", b"1.0")
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
 def _uuid5_text(digest: bytes) -> bytes:
     """RFC 4122 version-5 text form of a SHA-1 digest (what uuid.uuid5 gives, without the object)."""
-    b = bytearray(digest[:16])
-    b[6] = (b[6] & 0x0F) | 0x50
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex().encode()
-    return b"-".join((h[:8], h[8:12], h[12:16], h[16:20], h[20:]))
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}".encode()
 
 
 class DmlWire:
@@ -110,7 +112,7 @@ class DmlWire:
                               ("content-type", b"application/json")]
         if commit_time is not None:
             self._headers_tail.append(("ce_time", commit_time.isoformat().encode()))
-        self._tables: dict[tuple[str, str, tuple[str, ...]], tuple[bytes, bytes]] = {}
+        self._tables: dict[tuple[str, str], tuple[bytes, bytes, list[str]]] = {}
         self._actor = b""
         self.set_actor(actor)
 
@@ -123,18 +125,17 @@ class DmlWire:
         h = self._id_base.copy()
         h.update(b"%d" % position)
         eid = _uuid5_text(h.digest())
-        cache_key = (schema, table, tuple(tags))
-        cached = self._tables.get(cache_key)
-        if cached is None:
-            cached = self._tables[cache_key] = (
+        cached = self._tables.get((schema, table))
+        if cached is None or cached[2] is not tags:
+            cached = self._tables[(schema, table)] = (
                 b',"tags":' + _tags_adapter.dump_json(tags) + b',"kind":"dml","payload":',
-                f"{self.database}.{schema}.{table}".encode())
-        tags_part, key = cached
+                f"{self.database}.{schema}.{table}".encode(), tags)
+        tags_part, key, _ = cached
         start, mid1, mid2, tail = self._parts
         lsn = b"null" if change_lsn is None else _encode_json(change_lsn)
         value = b"".join((start, eid, mid1, lsn, mid2, b"%d" % position, tail, self._actor, tags_part,
                           _encode_json(payload), b"}"))
-        return Encoded("dml", key, value, [("ce_specversion", b"1.0"), ("ce_id", eid), *self._headers_tail], tags)
+        return Encoded("dml", key, value, [_SPEC, ("ce_id", eid), *self._headers_tail], tags)
 
 
 def reference_dml(event: DmlEvent) -> Encoded:

@@ -7,16 +7,14 @@ from collections import deque
 from typing import Callable
 
 import psycopg
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import CommitFailedError, KafkaError
-from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
-from pgtrail.errors import Fatal, Poison, Retryable, classify_kafka, classify_sqlstate
+from pgtrail.errors import Fatal, Poison, Retryable, classify_sqlstate
 from publisher.base import Publisher
 from schemas import Event, parse_event
 from sink import metrics
 from sink.loader import Loader
+from sink.reader import Reader
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +43,7 @@ class SinkService:
     the batch; the loader ignores what it already has.
     """
 
-    def __init__(self, consumer: KafkaConsumer, make_loader: Callable[[], Loader], dead_letters: Publisher,
+    def __init__(self, consumer: Reader, make_loader: Callable[[], Loader], dead_letters: Publisher,
                  max_batch: int, poll_timeout_ms: int, max_event_bytes: int = 8 * 1024 * 1024,
                  poison_ratio_limit: float = 0.5, poison_window: int = 200,
                  sleep: Callable[[float], None] = time.sleep):
@@ -71,16 +69,13 @@ class SinkService:
 
     def run_once(self) -> int:
         try:
-            polled = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_batch)
-        except KafkaError as exc:
-            if classify_kafka(exc) is not Retryable:
-                raise Fatal(f"Kafka consumer failed: {exc}") from exc
+            records = self.consumer.poll(self.max_batch, self.poll_timeout_ms / 1000)
+        except Retryable as exc:
             metrics.ERRORS.labels("retryable").inc()
             log.warning("Kafka unavailable (%s); retrying", exc)
             self.sleep(1.0)  # the records of this poll were not taken: nothing to redo
             return 0
-        metrics.ASSIGNED_PARTITIONS.set(len(self.consumer.assignment()))
-        records = [r for batch in polled.values() for r in batch]
+        metrics.ASSIGNED_PARTITIONS.set(self.consumer.assigned())
         if not records:
             return 0
         events: list[Event] = []
@@ -184,19 +179,14 @@ class SinkService:
                                       lambda exc, *_: failures.append(exc) if exc is not None else None)
 
     def _commit(self, records) -> None:
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        offsets: dict[tuple[str, int], int] = {}
         for rec in records:
-            tp = TopicPartition(rec.topic, rec.partition)
-            if tp not in offsets or offsets[tp].offset < rec.offset + 1:
-                offsets[tp] = OffsetAndMetadata(rec.offset + 1, "", -1)
+            tp = (rec.topic, rec.partition)
+            if offsets.get(tp, -1) < rec.offset + 1:
+                offsets[tp] = rec.offset + 1
         try:
-            self.consumer.commit(offsets)
-        except CommitFailedError as exc:
-            # The group rebalanced: another member re-reads these records; the vault ignores repeats.
-            log.warning("offset commit failed after a rebalance (%s); records will be re-read", exc)
-        except KafkaError as exc:
-            if classify_kafka(exc) is not Retryable:
-                raise Fatal(f"committing offsets failed: {exc}") from exc
+            self.consumer.commit(offsets)  # False: a rebalance; the new owner re-reads, the vault ignores repeats
+        except Retryable as exc:
             # the vault has the batch; an uncommitted offset only means it is read and ignored again
             metrics.ERRORS.labels("retryable").inc()
             log.warning("offset commit failed (%s); the batch will be re-read and ignored", exc)

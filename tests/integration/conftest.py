@@ -89,8 +89,9 @@ def free_port() -> int:
 class Pipeline:
     """The real `pgtrail consume` and `pgtrail sink` processes on per-test slot, topics and databases."""
 
-    def __init__(self, source_db: str, vault_db: str, tmp: Path):
+    def __init__(self, source_db: str, vault_db: str, tmp: Path, client: str = "librdkafka"):
         tag = uuid.uuid4().hex[:8]
+        self.client = client
         self.source_db, self.vault_db = source_db, vault_db
         self.prefix = f"t{tag}"
         self.slot = f"s_{tag}"
@@ -102,6 +103,7 @@ class Pipeline:
             "PGTRAIL_VAULT_DSN": dsn(vault_db),
             "PGTRAIL_KAFKA_BOOTSTRAP": KAFKA,
             "PGTRAIL_KAFKA_TOPIC_PREFIX": self.prefix,
+            "PGTRAIL_KAFKA_CLIENT": client,
             "PGTRAIL_SINK_GROUP_ID": f"{self.prefix}-sink",
             "PGTRAIL_SINK_INSTANCE_ID": f"{self.prefix}-sink-1",
             "PGTRAIL_STATUS_INTERVAL": "1",
@@ -191,9 +193,15 @@ def _port_open(port: int) -> bool:
         return False
 
 
+# Both Kafka drivers keep every guarantee: modules that test them mark themselves with
+# `pytestmark = BOTH_DRIVERS`; elsewhere the pipeline runs the default driver.
+KAFKA_CLIENTS = ("librdkafka", "kafka-python")
+BOTH_DRIVERS = pytest.mark.parametrize("pipeline", KAFKA_CLIENTS, indirect=True)
+
+
 @pytest.fixture
-def pipeline(source_db, vault_db, tmp_path):
-    p = Pipeline(source_db, vault_db, tmp_path)
+def pipeline(source_db, vault_db, tmp_path, request):
+    p = Pipeline(source_db, vault_db, tmp_path, getattr(request, "param", "librdkafka"))
     yield p
     p.stop_all()
 

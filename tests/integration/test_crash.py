@@ -4,6 +4,9 @@ import threading
 import time
 
 from tests.integration.workload import run_workload, setup, vault_equals_source
+from tests.integration.conftest import BOTH_DRIVERS
+
+pytestmark = BOTH_DRIVERS
 
 
 def _kill_repeatedly(pipeline, name, seed):

@@ -7,6 +7,9 @@ import time
 
 from tests.integration.conftest import ROOT, wait_until
 from tests.integration.workload import run_workload, setup, vault_equals_source
+from tests.integration.conftest import BOTH_DRIVERS
+
+pytestmark = BOTH_DRIVERS
 
 def _under_load(pipeline, fault):
     setup(pipeline)

@@ -6,6 +6,9 @@ import psycopg
 
 from tests.conftest import dsn
 from tests.integration.conftest import wait_until
+from tests.integration.conftest import BOTH_DRIVERS
+
+pytestmark = BOTH_DRIVERS
 
 
 def test_ddl_dml_and_operation_reach_the_vault_attributed(pipeline):

@@ -48,3 +48,15 @@ def test_helpers_use_the_standard():
     assert hk_event("5D7C1A3E-8F4B-5B7E-9C1D-2A6F0E4B8C11") == hk_event("5d7c1a3e-8f4b-5b7e-9c1d-2a6f0e4b8c11")
     assert hk_link(b"\x01", b"\x02") == hash_key("01", "02")
     assert len(hk_event("x")) == 32
+
+
+def test_redaction_hash_is_hmac_sha256_of_the_text():
+    """The precomputed-pad HMAC gives exactly hmac.new's bytes, for short and long (> block) keys."""
+    import hashlib
+    import hmac
+
+    from consumer.classify import Redactor
+    for key in (b"k", b"x" * 64, b"y" * 100):
+        for value in ("a@example.com", "", "\u00fcnic\u00f8de", 12345):
+            expected = hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()[:32]
+            assert Redactor(key).hash_value(value) == "hmac-sha256:" + expected

@@ -1,0 +1,172 @@
+"""Where the sink reads from: a Kafka consumer group, through the driver `kafka.client` names.
+
+`Reader` is the stage's small interface; `make_reader` picks librdkafka (confluent-kafka, the
+default) or kafka-python. Both read in batches, never commit on their own (enable.auto.commit is
+off), and commit exactly the offsets the sink hands them, after the vault committed.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from pgtrail.errors import Fatal, Retryable, classify_kafka
+from publisher.settings import KafkaSettings
+from sink.settings import SinkSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Rec:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+class Reader(Protocol):
+    """Batches of records of the group's assigned partitions.
+
+    `poll` raises Retryable while Kafka is unavailable (nothing was taken: nothing to redo) and
+    Fatal for what no retry heals. `commit` stores next offsets per (topic, partition); it returns
+    False when a rebalance took the partitions (another member re-reads them; the vault ignores
+    repeats)."""
+
+    def poll(self, max_records: int, timeout: float) -> list[Rec]: ...
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> bool: ...
+
+    def assigned(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class KafkaPythonReader:
+    def __init__(self, kafka: KafkaSettings, settings: SinkSettings, client_id: str = "pgtrail-sink"):
+        from kafka import KafkaConsumer
+        from kafka.errors import KafkaError
+        try:
+            self._consumer = KafkaConsumer(*(kafka.topic(k) for k in settings.kinds), **kafka.client_options(),
+                                           group_id=settings.group_id, enable_auto_commit=False,
+                                           auto_offset_reset="earliest", client_id=client_id,
+                                           group_instance_id=settings.instance_id,
+                                           session_timeout_ms=settings.session_timeout_ms,
+                                           max_partition_fetch_bytes=kafka.max_request_size)
+        except KafkaError as exc:
+            raise Fatal(f"cannot reach Kafka at {kafka.bootstrap}: {exc}") from exc
+
+    def poll(self, max_records: int, timeout: float) -> list[Rec]:
+        from kafka.errors import KafkaError
+        try:
+            polled = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        except KafkaError as exc:
+            raise classify_kafka(exc)(f"Kafka consumer failed: {exc}") from exc
+        return [Rec(r.topic, r.partition, r.offset, r.value) for batch in polled.values() for r in batch]
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> bool:
+        from kafka import TopicPartition
+        from kafka.errors import CommitFailedError, KafkaError
+        from kafka.structs import OffsetAndMetadata
+        try:
+            self._consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()})
+            return True
+        except CommitFailedError as exc:
+            log.warning("offset commit failed after a rebalance (%s); records will be re-read", exc)
+            return False
+        except KafkaError as exc:
+            raise classify_kafka(exc)(f"committing offsets failed: {exc}") from exc
+
+    def assigned(self) -> int:
+        return len(self._consumer.assignment())
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class LibrdkafkaReader:
+    # The group moved on: this member's commit is void, the new owner re-reads the records.
+    _REBALANCED = frozenset(("ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "REBALANCE_IN_PROGRESS", "FENCED_INSTANCE_ID",
+                             "_ASSIGNMENT_LOST", "_NO_OFFSET", "STALE_MEMBER_EPOCH"))
+
+    def __init__(self, kafka: KafkaSettings, settings: SinkSettings, client_id: str = "pgtrail-sink"):
+        from confluent_kafka import Consumer, KafkaException
+
+        from publisher.librdkafka import check_client_error
+        self._bootstrap = kafka.bootstrap
+        self._check = check_client_error
+        self.client_error: Fatal | None = None
+        conf = kafka.librdkafka_options()
+        conf.update({
+            "group.id": settings.group_id,
+            "client.id": client_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": settings.session_timeout_ms,
+            "max.partition.fetch.bytes": kafka.max_request_size,
+            "fetch.message.max.bytes": kafka.max_request_size,
+            "error_cb": self._on_error,
+            "logger": logging.getLogger("librdkafka"),
+        })
+        if settings.instance_id:
+            conf["group.instance.id"] = settings.instance_id
+        try:
+            self._consumer = Consumer(conf)
+            self._consumer.subscribe([kafka.topic(k) for k in settings.kinds])
+        except KafkaException as exc:
+            raise Fatal(f"cannot reach Kafka at {kafka.bootstrap}: {exc.args[0].str() if exc.args else exc}") from exc
+
+    def _on_error(self, err) -> None:
+        fatal = self._check(err, self._bootstrap)
+        if fatal is not None and self.client_error is None:
+            self.client_error = fatal
+        log.debug("librdkafka: %s", err.str())
+
+    def poll(self, max_records: int, timeout: float) -> list[Rec]:
+        from confluent_kafka import KafkaError, KafkaException
+        try:
+            msgs = self._consumer.consume(num_messages=max_records, timeout=timeout)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else exc
+            raise classify_kafka(err)(f"Kafka consumer failed: {err}") from exc
+        if self.client_error is not None:
+            raise self.client_error
+        out: list[Rec] = []
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                if err.fatal() or not err.retriable():
+                    # e.g. a topic deleted under the sink: say so, the caller decides
+                    raise Fatal(f"Kafka consumer failed: {err.str()}")
+                raise Retryable(f"Kafka consumer: {err.str()}")
+            out.append(Rec(m.topic(), m.partition(), m.offset(), m.value()))
+        return out
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> bool:
+        from confluent_kafka import KafkaException, TopicPartition
+        try:
+            self._consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                                  asynchronous=False)
+            return True
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            name = err.name() if err is not None else ""
+            if name in self._REBALANCED:
+                log.warning("offset commit failed after a rebalance (%s); records will be re-read", name)
+                return False
+            raise classify_kafka(err if err is not None else exc)(f"committing offsets failed: {exc}") from exc
+
+    def assigned(self) -> int:
+        return len(self._consumer.assignment())
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def make_reader(kafka: KafkaSettings, settings: SinkSettings, client_id: str = "pgtrail-sink") -> Reader:
+    if kafka.client == "kafka-python":
+        return KafkaPythonReader(kafka, settings, client_id)
+    return LibrdkafkaReader(kafka, settings, client_id)
