@@ -47,7 +47,8 @@ class KafkaPythonPublisher(TopicPublisher):
                 max_block_ms=1000,
             )
         except KafkaError as exc:
-            raise Fatal(f"Kafka producer failed to start: {exc}") from exc
+            from publisher.topics import security_hint
+            raise Fatal(f"cannot reach Kafka at {settings.bootstrap}: {exc}{security_hint(settings)}") from exc
         self._done: deque = deque()  # (callback, error) appended by the I/O thread; deque ops are atomic
 
     def _complete(self, on_delivery: DeliveryCallback, result) -> None:

@@ -67,6 +67,23 @@ class LibrdkafkaPublisher(TopicPublisher):
             raise Fatal(f"Kafka producer failed to start: {exc.args[0].str() if exc.args else exc}") from exc
         self._produce = self._producer.produce
         self._poll = self._producer.poll
+        self._check_connection(min(10.0, settings.request_timeout_ms / 1000))
+
+    def _check_connection(self, timeout: float) -> None:
+        """Fail at start, in one line, when no broker answers or the credentials are refused
+        (librdkafka itself would retry quietly until each message timed out)."""
+        from publisher.topics import security_hint
+        try:
+            self._producer.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            self._poll(0)  # serve error_cb: an authentication failure is reported there
+            if self.client_error is not None:
+                raise self.client_error from None
+            err = exc.args[0].str() if exc.args else str(exc)
+            raise Fatal(f"cannot reach Kafka at {self.settings.bootstrap} ({err}){security_hint(self.settings)}") from None
+        self._poll(0)
+        if self.client_error is not None:
+            raise self.client_error
 
     def _on_error(self, err: KafkaError) -> None:
         fatal = check_client_error(err, self.settings.bootstrap)

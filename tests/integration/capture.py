@@ -41,7 +41,7 @@ class Capture:
                 msg = stream.read(timeout=0.5)
                 if msg is None:
                     continue
-                new = list(n.feed(decode(msg.payload)))
+                new = [enc.event for enc in n.feed(decode(msg.payload))]
                 if any(isinstance(e, OperationEvent) and e.payload.name == marker for e in new):
                     break
                 events.extend(new)

@@ -249,3 +249,23 @@ def test_two_consumer_processes_split_a_fleet_by_shard(tmp_path):
         assert all(f.vault_rows(n) == (200, 200) for n in f.names)
     finally:
         f.close()
+
+
+@pytest.mark.parametrize("client", ["librdkafka", "kafka-python"])
+def test_each_driver_refuses_to_start_with_wrong_credentials_or_no_broker(client):
+    """The drivers classify alike: a one-line Fatal naming what to check, never a hang or a secret."""
+    from pgtrail.errors import Fatal
+    from publisher import KafkaSettings, make_publisher
+    bad = KafkaSettings(bootstrap=f"127.0.0.1:{SASL_PORT}", security_protocol="SASL_PLAINTEXT",
+                        sasl_mechanism="SCRAM-SHA-256", sasl_username="pgtrail", sasl_password="wrong-password",
+                        request_timeout_ms=5000, client=client)
+    with pytest.raises(Fatal) as err:
+        make_publisher(bad).close()
+    text = str(err.value)
+    assert "credentials" in text and "\n" not in text and "wrong-password" not in text, text
+    nobody = KafkaSettings(bootstrap=f"127.0.0.1:{free_port()}", request_timeout_ms=5000, client=client)
+    with pytest.raises(Fatal) as err:
+        make_publisher(nobody).close()
+    assert "cannot reach Kafka" in str(err.value), str(err.value)
+    good = make_publisher(KafkaSettings(bootstrap=KAFKA, client=client))  # and a reachable broker starts
+    good.close()
