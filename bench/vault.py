@@ -118,8 +118,8 @@ def main() -> None:
 
         with psycopg.connect(dsn(db), autocommit=True) as conn:
             conn.execute("analyze")
-            n = conn.execute("select count(*) from vault.sat_event").fetchone()[0]
-            base = timed(lambda: conn.execute("select count(*) from vault.sat_event").fetchone())
+            n = conn.execute("select count(*) from vault.link_event").fetchone()[0]
+            base = timed(lambda: conn.execute("select count(*) from vault.link_event").fetchone())
             h_obj = timed(lambda: history.fetch(conn, "app.t7"))
             h_obj_rows = len(history.fetch(conn, "app.t7"))
             h_all = timed(lambda: history.fetch(conn, limit=1000))
@@ -133,7 +133,7 @@ def main() -> None:
         print(f"  baseline : COPY into one flat jsonb table  {t_copy:7.2f}s  {len(events) / t_copy:10,.0f} events/s")
         print(f"  vault    : full Data Vault model           {t_vault:7.2f}s  {len(events) / t_vault:10,.0f} events/s"
               f"   ratio vault/COPY = {t_copy / t_vault:.3f}")
-        print(f"  queries  : median of 5, baseline count(*) over sat_event = {base:.1f} ms")
+        print(f"  queries  : median of 5, baseline count(*) over link_event = {base:.1f} ms")
         for name, ms in [(f"pgtrail history app.t7 ({h_obj_rows} events)", h_obj),
                          ("pgtrail history (latest 1,000 events)", h_all), ("pgtrail dashboard", dash),
                          ("pgtrail executions (50)", execs)]:

@@ -36,8 +36,7 @@ def find(source: psycopg.Connection, vault: psycopg.Connection) -> list[dict[str
         select coalesce(d.parent_identity, o.object_identity), d.command_tag, d.untracked, d.definition,
                s.session_user_name, s.commit_time, d.statement, s.commit_lsn, s.position
           from vault.sat_ddl d
-          join vault.sat_event s using (hk_event)
-          join vault.link_event_object l using (hk_event)
+          join vault.link_event s using (hk_event)
           join vault.hub_object o using (hk_object)
          where o.system_id = %s and o.database_name = %s and d.command_tag <> 'GLOBAL OBJECTS CHANGED'
          order by s.commit_lsn, s.position""", (system_id, database)).fetchall()

@@ -24,10 +24,10 @@ select {_COLUMNS} from (
  order by commit_time nulls first, commit_lsn, position
 """
 
-# The whole vault: the latest events are chosen on sat_event's time index first, then joined.
+# The whole vault: the latest events are chosen on the event link's time index first, then joined.
 _LATEST = f"""
 select {_COLUMNS} from vault.event_history
- where event_id in (select e.event_id from vault.sat_event s join vault.hub_event e using (hk_event)
+ where event_id in (select s.event_id from vault.link_event s
                      order by s.commit_time desc nulls last, s.commit_lsn desc, s.position desc limit %(limit)s)
    and (%(database)s::text is null or database_name = %(database)s)
  order by commit_time nulls first, commit_lsn, position

@@ -67,8 +67,7 @@ def html_report(conn: psycopg.Connection, days: int = 30) -> str:
     since = datetime.now(timezone.utc) - timedelta(days=days)
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute("""select d.database_name, date_trunc('day', s.commit_time) as day, s.kind, count(*) as n
-                         from vault.sat_event s join vault.link_event_object l using (hk_event)
-                         join vault.hub_database d using (hk_database)
+                         from vault.link_event s join vault.hub_database d using (hk_database)
                         where s.commit_time >= %s group by 1, 2, 3 order by 1, 2""", (since,))
         timeline = cur.fetchall()
     recent = [r for r in history.fetch(conn, limit=100000) if r["commit_time"] and r["commit_time"] >= since]

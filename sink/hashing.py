@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+from uuid import UUID
 
 NULL_TOKEN = "^^"
 DELIMITER = "||"
@@ -44,6 +45,8 @@ def hk_object(system_id: str, database: str, object_identity: str) -> bytes:
 
 
 def hk_event(event_id: Any) -> bytes:
+    if type(event_id) is UUID:  # its text has no whitespace and one case: the standard, without the general path
+        return hashlib.sha256(str(event_id).upper().encode()).digest()
     return hash_key(event_id, case_insensitive=True)
 
 

@@ -1,13 +1,13 @@
 """Events -> Data Vault rows, insert-only and idempotent."""
 from __future__ import annotations
 
-import json
 import re
+from functools import lru_cache
 from typing import Any, Iterable, Protocol
 from uuid import UUID
 
+import msgspec
 import psycopg
-from psycopg.types.json import Jsonb
 
 from pgtrail.errors import Retryable
 from schemas import (DdlEvent, DmlEvent, Event, HeartbeatEvent, LogImportEvent, OperationEvent, ScriptEvent,
@@ -56,8 +56,9 @@ class Loader(Protocol):
     def close(self) -> None: ...
 
 
-# Each table: its columns and their types, in the order rows_for() builds its tuples. Rows are
-# inserted set-based, one statement per table per batch: INSERT ... SELECT FROM unnest(arrays).
+# Each table: its columns and their types, in the order rows_for() builds its tuples. A batch is
+# written by COPY (binary) into a per-session staging table of these columns, then moved into the
+# vault set-based: INSERT ... SELECT ... ON CONFLICT DO NOTHING, one statement per table.
 _TABLES: dict[str, list[tuple[str, str]]] = {
     "hub_database": [("hk_database", "bytea"), ("system_id", "text"), ("database_name", "text"),
                      ("record_source", "text")],
@@ -66,19 +67,15 @@ _TABLES: dict[str, list[tuple[str, str]]] = {
     "hub_actor": [("hk_actor", "bytea"), ("system_id", "text"), ("role_name", "text"), ("record_source", "text")],
     "hub_tenant": [("hk_tenant", "bytea"), ("tenant_id", "text"), ("record_source", "text")],
     "hub_script": [("hk_script", "bytea"), ("script_name", "text"), ("record_source", "text")],
-    "link_event_object": [("hk_event_object", "bytea"), ("hk_event", "bytea"), ("hk_object", "bytea"),
-                          ("hk_database", "bytea"), ("record_source", "text")],
-    "link_event_actor": [("hk_event_actor", "bytea"), ("hk_event", "bytea"), ("hk_actor", "bytea"),
-                         ("record_source", "text")],
-    "link_event_tenant": [("hk_event_tenant", "bytea"), ("hk_event", "bytea"), ("hk_tenant", "bytea"),
-                          ("record_source", "text")],
+    # the event itself: a non-historized link (sql/vault/007_event_link.sql)
+    "link_event": [("hk_event", "bytea"), ("event_id", "uuid"), ("hk_database", "bytea"), ("hk_object", "bytea"),
+                   ("hk_actor", "bytea"), ("hk_tenant", "bytea"), ("kind", "text"), ("schema_version", "integer"),
+                   ("xid", "bigint"), ("commit_lsn", "pg_lsn"), ("change_lsn", "pg_lsn"), ("position", "integer"),
+                   ("commit_time", "timestamptz"), ("session_user_name", "text"), ("current_user_name", "text"),
+                   ("application_name", "text"), ("client_addr", "text"), ("backend_pid", "integer"),
+                   ("tenant_id", "text"), ("tags", "text[]"), ("record_source", "text")],
     "link_script_event": [("hk_script_event", "bytea"), ("hk_script", "bytea"), ("hk_event", "bytea"),
                           ("execution_id", "uuid"), ("record_source", "text")],
-    "sat_event": [("hk_event", "bytea"), ("kind", "text"), ("schema_version", "integer"), ("xid", "bigint"),
-                  ("commit_lsn", "pg_lsn"), ("change_lsn", "pg_lsn"), ("position", "integer"),
-                  ("commit_time", "timestamptz"), ("session_user_name", "text"), ("current_user_name", "text"),
-                  ("application_name", "text"), ("client_addr", "text"), ("backend_pid", "integer"),
-                  ("tenant_id", "text"), ("tags", "text[]"), ("record_source", "text")],
     "sat_ddl": [("hk_event", "bytea"), ("command_tag", "text"), ("object_type", "text"), ("schema_name", "text"),
                 ("object_identity", "text"), ("statement", "text"), ("definition", "jsonb"), ("rewrite", "boolean"),
                 ("cascade_drop", "boolean"), ("parent_identity", "text"), ("execution_id", "uuid"),
@@ -115,98 +112,109 @@ _HISTORY: dict[str, list[tuple[str, str]]] = {
 }
 _HISTORY_KEY = [("hk_object", "bytea"), ("hk_event", "bytea"), ("effective_at", "timestamptz"),
                 ("commit_lsn", "pg_lsn"), ("position", "integer"), ("hash_diff", "bytea")]
+_TYPES = {**_TABLES, **{n: _HISTORY_KEY + e + [("record_source", "text")] for n, e in _HISTORY.items()}}
+
+# Staged as text and cast by the server: psycopg has no binary dumper for pg_lsn, and JSON is
+# serialised once by msgspec instead of once per value by the json module.
+_STAGE_TYPE = {"pg_lsn": "text", "jsonb": "text"}
 
 
-def _select_list(columns: list[tuple[str, str]], alias: str = "u") -> str:
-    # text[] values travel as jsonb arrays: unnest cannot take an array of arrays of different lengths
-    return ", ".join(f"array(select jsonb_array_elements_text({alias}.{c}))" if t == "text[]" else f"{alias}.{c}"
-                     for c, t in columns)
+def _stage(name: str) -> str:
+    return f"pgtrail_stage_{name}"
 
 
-def _param_type(t: str) -> str:
-    return "jsonb" if t == "text[]" else t
+def _stage_ddl(name: str) -> str:
+    cols = ", ".join(f"{c} {_STAGE_TYPE.get(t, t)}" for c, t in _TYPES[name])
+    return f"create temp table if not exists {_stage(name)} ({cols}) on commit delete rows"
 
 
-def _unnest(columns: list[tuple[str, str]]) -> str:
-    return (f"unnest({', '.join(f'%b::{_param_type(t)}[]' for _, t in columns)}) "
-            f"as u({', '.join(c for c, _ in columns)})")
+def _cast_list(name: str, alias: str = "") -> str:
+    return ", ".join(f"{alias}{c}::{t}" if t in _STAGE_TYPE else f"{alias}{c}" for c, t in _TYPES[name])
 
 
+_COPY = {name: f"copy {_stage(name)} ({', '.join(c for c, _ in cols)}) from stdin (format binary)"
+         for name, cols in _TYPES.items()}
+_COPY_TYPES = {name: [_STAGE_TYPE.get(t, t) for _, t in cols] for name, cols in _TYPES.items()}
 _SQL = {name: f"insert into vault.{name} ({', '.join(c for c, _ in cols)}) "
-              f"select {_select_list(cols)} from {_unnest(cols)} on conflict do nothing"
+              f"select {_cast_list(name)} from {_stage(name)} on conflict do nothing"
         for name, cols in _TABLES.items()}
+_SQL["link_event"] += " returning event_id"
 # A history row only when its hash diff differs from the row before it in WAL order: the previous
 # row of the batch for the same object, else the object's latest row already in the vault.
-for _name, _extra in _HISTORY.items():
-    _cols = _HISTORY_KEY + _extra + [("record_source", "text")]
+for _name in _HISTORY:
+    _cols = _TYPES[_name]
     _SQL[_name] = (
         f"insert into vault.{_name} ({', '.join(c for c, _ in _cols)}) "
-        f"select {_select_list(_cols, 'b')} from (select u.*, lag(u.hash_diff) over "
-        f"(partition by u.hk_object order by u.commit_lsn, u.position) as prev_in_batch "
-        f"from {_unnest(_cols)}) b "
+        f"select {', '.join('b.' + c for c, _ in _cols)} from (select {_cast_list(_name, 'u.')}, lag(u.hash_diff) over "
+        f"(partition by u.hk_object order by u.commit_lsn::pg_lsn, u.position) as prev_in_batch "
+        f"from {_stage(_name)} u) b "
         f"where coalesce(b.prev_in_batch, (select p.hash_diff from vault.{_name} p where p.hk_object = b.hk_object "
         f"and (p.commit_lsn, p.position) < (b.commit_lsn, b.position) "
         f"order by p.commit_lsn desc, p.position desc limit 1)) is distinct from b.hash_diff "
         f"on conflict do nothing")
-_TYPES = {**_TABLES, **{n: _HISTORY_KEY + e + [("record_source", "text")] for n, e in _HISTORY.items()}}
 
 _HUBS = ["hub_database", "hub_object", "hub_actor", "hub_tenant", "hub_script"]
-_AFTER_EVENTS = [name for name in _SQL if name not in _HUBS]  # links and satellites (foreign keys)
-_HUB_EVENT = ("insert into vault.hub_event (hk_event, event_id, record_source) "
-              "select * from unnest(%b::bytea[], %b::uuid[], %b::text[]) on conflict do nothing returning event_id")
+_AFTER_EVENTS = [name for name in _TYPES if name not in _HUBS and name != "link_event"]
+_KEY_COLUMNS = {name: 1 for name in _TYPES}  # rows sort by their first column (hash key) for lock order
+_KEY_COLUMNS.update({n: 2 for n in _HISTORY})
+
+_encode_json = msgspec.json.Encoder(enc_hook=str).encode
 
 
-def _columns_of(name: str, rows: list[tuple]) -> list[list]:
-    """Rows -> one array per column, text[] values as JSON."""
-    types = _TYPES[name]
-    cols = [list(c) for c in zip(*rows)] if rows else [[] for _ in types]
-    for i, (_, t) in enumerate(types):
-        if t == "text[]":
-            cols[i] = [None if v is None else Jsonb(v) for v in cols[i]]
-    return cols
+def _json(value) -> str | None:
+    return None if value is None else _encode_json(value).decode()
 
 
-def _jsonb(value) -> Jsonb | None:
-    return None if value is None else Jsonb(value, dumps=_dumps)
-
-
-def _dumps(value) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+_hk_database = lru_cache(maxsize=4096)(hk_database)
+_hk_object = lru_cache(maxsize=65536)(hk_object)
+_hk_actor = lru_cache(maxsize=4096)(hk_actor)
+_hk_tenant = lru_cache(maxsize=65536)(hk_tenant)
 
 
 def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tuple]]:
     """Pure: the vault rows a batch of events becomes. Duplicates within a batch are removed."""
-    rows: dict[str, dict[bytes, Any]] = {name: {} for name in (*_SQL, "hub_event")}
+    rows: dict[str, dict[bytes, Any]] = {name: {} for name in _TYPES}
+    hub_database, hub_object, hub_actor, hub_tenant = (rows["hub_database"], rows["hub_object"], rows["hub_actor"],
+                                                       rows["hub_tenant"])
+    link_event, sat_row_change = rows["link_event"], rows["sat_row_change"]
     for ev in events:
         src, actor = ev.source, ev.actor
-        hdb = hk_database(src.system_id, src.database)
+        hdb = _hk_database(src.system_id, src.database)
         ident = object_identity(ev)
-        hobj = hk_object(src.system_id, src.database, ident)
+        hobj = _hk_object(src.system_id, src.database, ident)
         hev = hk_event(ev.event_id)
-        rows["hub_database"][hdb] = (hdb, src.system_id, src.database, record_source)
-        rows["hub_object"][hobj] = (hobj, src.system_id, src.database, ident, record_source)
-        rows["hub_event"][hev] = (hev, ev.event_id, record_source)
-        hl = hk_link(hev, hobj)
-        rows["link_event_object"][hl] = (hl, hev, hobj, hdb, record_source)
-        if actor is not None and actor.session_user:
-            ha = hk_actor(src.system_id, actor.session_user)
-            rows["hub_actor"][ha] = (ha, src.system_id, actor.session_user, record_source)
-            hl = hk_link(hev, ha)
-            rows["link_event_actor"][hl] = (hl, hev, ha, record_source)
-        if actor is not None and actor.tenant_id:
-            ht = hk_tenant(actor.tenant_id)
-            rows["hub_tenant"][ht] = (ht, actor.tenant_id, record_source)
-            hl = hk_link(hev, ht)
-            rows["link_event_tenant"][hl] = (hl, hev, ht, record_source)
-        rows["sat_event"][hev] = (
-            hev, ev.kind, ev.schema_version, src.xid, src.commit_lsn, src.change_lsn, src.position,
-            src.commit_time, actor and actor.session_user, actor and actor.current_user,
-            actor and actor.application_name, actor and actor.client_addr, actor and actor.backend_pid,
-            actor and actor.tenant_id, list(ev.tags), record_source)
+        if hdb not in hub_database:
+            hub_database[hdb] = (hdb, src.system_id, src.database, record_source)
+        if hobj not in hub_object:
+            hub_object[hobj] = (hobj, src.system_id, src.database, ident, record_source)
+        ha = ht = None
+        if actor is not None:
+            if actor.session_user:
+                ha = _hk_actor(src.system_id, actor.session_user)
+                if ha not in hub_actor:
+                    hub_actor[ha] = (ha, src.system_id, actor.session_user, record_source)
+            if actor.tenant_id:
+                ht = _hk_tenant(actor.tenant_id)
+                if ht not in hub_tenant:
+                    hub_tenant[ht] = (ht, actor.tenant_id, record_source)
+            link_event[hev] = (
+                hev, ev.event_id, hdb, hobj, ha, ht, ev.kind, ev.schema_version, src.xid, src.commit_lsn,
+                src.change_lsn, src.position, src.commit_time, actor.session_user, actor.current_user,
+                actor.application_name, actor.client_addr, actor.backend_pid, actor.tenant_id, list(ev.tags),
+                record_source)
+        else:
+            link_event[hev] = (
+                hev, ev.event_id, hdb, hobj, None, None, ev.kind, ev.schema_version, src.xid, src.commit_lsn,
+                src.change_lsn, src.position, src.commit_time, None, None, None, None, None, None, list(ev.tags),
+                record_source)
         p = ev.payload
-        if isinstance(ev, DdlEvent):
+        if isinstance(ev, DmlEvent):
+            sat_row_change[hev] = (hev, p.operation, p.schema_name, p.table, _json(p.primary_key), _json(p.new),
+                                   _json(p.old), list(p.changed_columns), _json(p.redacted),
+                                   list(p.unchanged_toast), record_source)
+        elif isinstance(ev, DdlEvent):
             rows["sat_ddl"][hev] = (hev, p.command_tag, p.object_type, p.schema_name, p.object_identity,
-                                    p.statement, _jsonb(p.definition), p.rewrite, p.cascade, p.parent_identity,
+                                    p.statement, _json(p.definition), p.rewrite, p.cascade, p.parent_identity,
                                     p.execution_id, p.untracked, record_source)
             if p.execution_id is not None:
                 _link_script(rows, None, p.execution_id, hev, record_source)
@@ -214,18 +222,14 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
                 dropped = p.definition is None
                 key = (hobj, hev, src.commit_time, src.commit_lsn, src.position)
                 rows["sat_object_definition"][hev] = (*key, hash_diff(p.definition), dropped,
-                                                      _jsonb(p.definition), record_source)
+                                                      _json(p.definition), record_source)
                 columns = _classified_columns(p.definition)
                 if columns is not None:
                     rows["sat_object_compliance"][hev] = (*key, hash_diff([ev.tags, columns]), list(ev.tags),
-                                                          _jsonb(columns), record_source)
-        elif isinstance(ev, DmlEvent):
-            rows["sat_row_change"][hev] = (hev, p.operation, p.schema_name, p.table, _jsonb(p.primary_key),
-                                           _jsonb(p.new), _jsonb(p.old), list(p.changed_columns),
-                                           _jsonb(p.redacted), list(p.unchanged_toast), record_source)
+                                                          _json(columns), record_source)
         elif isinstance(ev, OperationEvent):
             rows["sat_operation"][hev] = (hev, p.operation_id, p.name, p.operation_type, p.status, p.duration_ms,
-                                          _jsonb(p.details), p.error, p.error_state, record_source)
+                                          _json(p.details), p.error, p.error_state, record_source)
         elif isinstance(ev, ScriptEvent):
             _link_script(rows, p.script_name, p.execution_id, hev, record_source)
             rows["sat_script_execution"][hev] = (
@@ -239,7 +243,7 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
             rows["sat_log_entry"][hev] = (
                 hev, p.log_format, p.origin, p.line, p.category, p.command_tag, p.object_type, p.object_identity,
                 p.statement, p.status, p.error, p.error_state, p.duration_ms, p.severity, p.session_id,
-                p.session_line, p.virtual_xid, p.xid, p.query_id, p.backend_type, _jsonb(p.audit), p.simulated,
+                p.session_line, p.virtual_xid, p.xid, p.query_id, p.backend_type, _json(p.audit), p.simulated,
                 record_source)
     return {name: list(r.values()) for name, r in rows.items()}
 
@@ -271,7 +275,8 @@ def connect_vault(dsn: str) -> psycopg.Connection:
 
 
 class VaultLoader:
-    """Writes events into the vault with `INSERT ... ON CONFLICT DO NOTHING`.
+    """Writes events into the vault: COPY into staging tables, then INSERT ... SELECT ... ON
+    CONFLICT DO NOTHING.
 
     Guarantee: when `load` returns, the batch is committed; when it raises, nothing of it is.
     Replays and concurrent sinks are harmless: every row's key is derived from the event id.
@@ -285,18 +290,31 @@ class VaultLoader:
         rows = rows_for(events, self.record_source)
         with self.conn.transaction():
             with self.conn.cursor() as cur:
+                for name in _TYPES:
+                    if rows[name]:
+                        cur.execute(_stage_ddl(name))
                 # sorted keys: concurrent sinks take row locks in one order, so they do not deadlock
                 for name in _HUBS:
-                    if rows[name]:
-                        cur.execute(_SQL[name], _columns_of(name, sorted(rows[name])))
-                hub = sorted(rows["hub_event"])
-                cur.execute(_HUB_EVENT, ([r[0] for r in hub], [r[1] for r in hub], [r[2] for r in hub]))
-                new = {row[0] for row in cur.fetchall()}
+                    self._move(cur, name, rows[name])
+                new = {row[0] for row in self._move(cur, "link_event", rows["link_event"], returning=True)}
                 self._resolve_script_links(cur, rows["link_script_event"], rows["sat_script_execution"])
                 for name in _AFTER_EVENTS:
-                    if rows[name]:
-                        cur.execute(_SQL[name], _columns_of(name, sorted(rows[name], key=lambda r: r[:2])))
+                    self._move(cur, name, rows[name])
         return new
+
+    def _move(self, cur, name: str, rows: list[tuple], returning: bool = False) -> list:
+        """COPY the rows into the table's staging table, then into the vault in one statement."""
+        if not rows:
+            return []
+        k = _KEY_COLUMNS[name]
+        rows.sort(key=lambda r: r[:k])
+        with cur.copy(_COPY[name]) as copy:
+            copy.set_types(_COPY_TYPES[name])
+            write = copy.write_row
+            for row in rows:
+                write(row)
+        cur.execute(_SQL[name])
+        return cur.fetchall() if returning else []
 
     def _resolve_script_links(self, cur, links: list[tuple], executions: list[tuple]) -> None:
         """DDL run by a script knows the execution id; its script name comes from the execution's
@@ -316,7 +334,9 @@ class VaultLoader:
             if name is None:
                 continue  # the start is not in the vault (yet): the DDL keeps its execution id in sat_ddl
             hs = hk_script(name)
-            cur.execute(_SQL["hub_script"], _columns_of("hub_script", [(hs, name, source)]))
+            cur.execute(_stage_ddl("hub_script"))
+            cur.execute(f"delete from {_stage('hub_script')}")  # emptied at commit; here it is used twice
+            self._move(cur, "hub_script", [(hs, name, source)])
             links.append((hk_link(hs, hev), hs, hev, execution_id, source))
 
     def close(self) -> None:

@@ -6,6 +6,21 @@
 
 create schema if not exists vault;
 
+-- Since part 7 the event tables of parts 1-4 (hub_event, sat_event, link_event_*) are views of
+-- vault.link_event; what these parts do to them as tables is done only while they are tables.
+create or replace function vault.is_table(name text)
+returns boolean
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$ select exists (select 1 from pg_class where relnamespace = 'vault'::regnamespace
+                        and relname = name and relkind in ('r', 'p')) $$;
+
+create or replace function vault.index_if_table(tbl text, ddl text)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$ begin if vault.is_table(tbl) then execute ddl; end if; end $$;
+
 create table if not exists vault.hub_database (
     hk_database   bytea       primary key,
     system_id     text        not null,
@@ -39,7 +54,7 @@ create table if not exists vault.link_event_object (
     load_ts         timestamptz not null default clock_timestamp(),
     record_source   text        not null
 );
-create index if not exists link_event_object_object on vault.link_event_object (hk_object);
+select vault.index_if_table('link_event_object', 'create index if not exists link_event_object_object on vault.link_event_object (hk_object)');
 
 -- What every event shares: kind, position in the source's WAL, who.
 create table if not exists vault.sat_event (
@@ -61,7 +76,7 @@ create table if not exists vault.sat_event (
     tags             text[]      not null default '{}',
     record_source    text        not null
 );
-create index if not exists sat_event_time on vault.sat_event (commit_time);
+select vault.index_if_table('sat_event', 'create index if not exists sat_event_time on vault.sat_event (commit_time)');
 
 create table if not exists vault.sat_ddl (
     hk_event        bytea       primary key,

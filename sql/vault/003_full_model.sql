@@ -32,8 +32,8 @@ create table if not exists vault.link_event_actor (
     load_ts        timestamptz not null default clock_timestamp(),
     record_source  text        not null
 );
-create index if not exists link_event_actor_actor on vault.link_event_actor (hk_actor);
-create index if not exists link_event_actor_event on vault.link_event_actor (hk_event);
+select vault.index_if_table('link_event_actor', 'create index if not exists link_event_actor_actor on vault.link_event_actor (hk_actor)');
+select vault.index_if_table('link_event_actor', 'create index if not exists link_event_actor_event on vault.link_event_actor (hk_event)');
 
 create table if not exists vault.link_event_tenant (
     hk_event_tenant bytea       primary key,
@@ -42,7 +42,7 @@ create table if not exists vault.link_event_tenant (
     load_ts         timestamptz not null default clock_timestamp(),
     record_source   text        not null
 );
-create index if not exists link_event_tenant_event on vault.link_event_tenant (hk_event);
+select vault.index_if_table('link_event_tenant', 'create index if not exists link_event_tenant_event on vault.link_event_tenant (hk_event)');
 
 -- A script execution's steps, and the DDL it ran, linked to the script.
 create table if not exists vault.link_script_event (
@@ -94,8 +94,8 @@ alter table vault.sat_ddl add column if not exists untracked boolean not null de
 alter table vault.sat_ddl add column if not exists parent_identity text;
 
 -- Reporting reads by time, kind and tenant.
-create index if not exists sat_event_kind_time on vault.sat_event (kind, commit_time);
-create index if not exists sat_event_tenant on vault.sat_event (tenant_id, commit_time) where tenant_id is not null;
+select vault.index_if_table('sat_event', 'create index if not exists sat_event_kind_time on vault.sat_event (kind, commit_time)');
+select vault.index_if_table('sat_event', 'create index if not exists sat_event_tenant on vault.sat_event (tenant_id, commit_time) where tenant_id is not null');
 create index if not exists sat_script_execution_status on vault.sat_script_execution (status, step_at);
 
 select vault.ensure_insert_only();
@@ -163,6 +163,7 @@ begin
                              'sat_script_execution', 'sat_security_event', 'link_event_object',
                              'link_event_actor', 'link_event_tenant', 'link_script_event',
                              'sat_object_definition', 'sat_object_compliance'] loop
+        continue when not vault.is_table(t);  -- part 7: a view of vault.link_event
         execute format('alter table vault.%I enable row level security', t);
         execute format('drop policy if exists tenant_reader on vault.%I', t);
         if t = 'sat_event' then

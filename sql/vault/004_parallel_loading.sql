@@ -16,4 +16,4 @@ end
 $$;
 
 -- `pgtrail history` without an object reads the latest events first.
-create index if not exists sat_event_recent on vault.sat_event (commit_time desc nulls last, commit_lsn desc, position desc);
+select vault.index_if_table('sat_event', 'create index if not exists sat_event_recent on vault.sat_event (commit_time desc nulls last, commit_lsn desc, position desc)');

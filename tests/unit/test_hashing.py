@@ -60,3 +60,9 @@ def test_redaction_hash_is_hmac_sha256_of_the_text():
         for value in ("a@example.com", "", "\u00fcnic\u00f8de", 12345):
             expected = hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()[:32]
             assert Redactor(key).hash_value(value) == "hmac-sha256:" + expected
+
+
+def test_event_key_of_a_uuid_is_the_standard_key_of_its_text():
+    import uuid
+    for u in (uuid.UUID(int=0), uuid.uuid4(), uuid.UUID("5d7c1a3e-8f4b-5b7e-9c1d-2a6f0e4b8c11")):
+        assert hk_event(u) == hash_key(str(u), case_insensitive=True) == hk_event(str(u))

@@ -42,7 +42,7 @@ def test_events_of_the_previous_release_still_parse_and_load():
     for line, ev in zip(lines, events):  # nothing lost or reinterpreted on the way through the models
         assert json.loads(ev.model_dump_json()) == json.loads(line)
     rows = rows_for([e for e in events if e.kind != "heartbeat"], "test")
-    assert len(rows["hub_event"]) == sum(e.kind != "heartbeat" for e in events)
+    assert len(rows["link_event"]) == sum(e.kind != "heartbeat" for e in events)
 
 
 def test_an_event_from_a_newer_schema_version_is_refused_not_misread():

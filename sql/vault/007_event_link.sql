@@ -1,0 +1,247 @@
+-- pgtrail vault, part 7: events as one non-historized (transactional) link. Idempotent.
+--
+-- An event has no business key of its own beyond its id and never changes: Data Vault 2.0 models
+-- it as a non-historized link, one row per event carrying the hash keys of the hubs it touches
+-- (database, object, actor, tenant) and its immutable facts (id, kind, WAL position, commit time,
+-- who, tags). The kind's payload stays in its satellite (sat_ddl, sat_row_change, ...), so a row
+-- change costs two rows instead of six (hub_event, sat_event, three links, the satellite).
+--
+-- A vault of the previous model is moved into this one here, in the install's one transaction:
+-- hub_event, sat_event and link_event_object/_actor/_tenant become views of vault.link_event with
+-- the same names and columns, so every report, query and grant written against them still works.
+
+create table if not exists vault.link_event (
+    hk_event          bytea       primary key,   -- hash key of the event id (sink/hashing.py)
+    event_id          uuid        not null,
+    hk_database       bytea,
+    hk_object         bytea,
+    hk_actor          bytea,
+    hk_tenant         bytea,
+    load_ts           timestamptz not null default clock_timestamp(),
+    kind              text        not null,
+    schema_version    integer     not null,
+    xid               bigint,
+    commit_lsn        pg_lsn,
+    change_lsn        pg_lsn,
+    position          integer     not null,
+    commit_time       timestamptz,
+    session_user_name text,
+    current_user_name text,
+    application_name  text,
+    client_addr       text,
+    backend_pid       integer,
+    tenant_id         text,
+    tags              text[]      not null default '{}',
+    record_source     text        not null
+);
+
+-- The link hash key of two hub keys, as sink/hashing.py's hk_link computes it.
+create or replace function vault.hk_link(a bytea, b bytea)
+returns bytea
+language sql immutable strict parallel safe
+set search_path = pg_catalog, pg_temp
+as $$ select sha256(convert_to(upper(encode(a, 'hex')) || '||' || upper(encode(b, 'hex')), 'UTF8')) $$;
+
+-- ------------------------------------------------------------------ the move from the previous model
+do $$
+begin
+    if vault.is_table('sat_event') then
+        insert into vault.link_event (hk_event, event_id, hk_database, hk_object, hk_actor, hk_tenant, load_ts, kind,
+                                      schema_version, xid, commit_lsn, change_lsn, position, commit_time,
+                                      session_user_name, current_user_name, application_name, client_addr,
+                                      backend_pid, tenant_id, tags, record_source)
+        select e.hk_event, e.event_id, l.hk_database, l.hk_object,
+               (select a.hk_actor from vault.link_event_actor a where a.hk_event = e.hk_event limit 1),
+               (select t.hk_tenant from vault.link_event_tenant t where t.hk_event = e.hk_event limit 1),
+               least(e.load_ts, s.load_ts), s.kind, s.schema_version, s.xid, s.commit_lsn, s.change_lsn, s.position,
+               s.commit_time, s.session_user_name, s.current_user_name, s.application_name, s.client_addr,
+               s.backend_pid, s.tenant_id, s.tags, s.record_source
+          from vault.hub_event e
+          join vault.sat_event s using (hk_event)
+          left join lateral (select o.hk_database, o.hk_object from vault.link_event_object o
+                              where o.hk_event = e.hk_event limit 1) l on true
+        on conflict do nothing;
+        raise notice 'pgtrail vault: % events moved into vault.link_event', (select count(*) from vault.link_event);
+        -- the views and row-level security policies built on them are made again below
+        drop table vault.link_event_object, vault.link_event_actor, vault.link_event_tenant, vault.sat_event,
+                   vault.hub_event cascade;
+    end if;
+end
+$$;
+
+-- Only the indexes the reports read: an object's history, the latest events, a tenant's events.
+create index if not exists link_event_by_object on vault.link_event (hk_object);
+create index if not exists link_event_by_time on vault.link_event (commit_time desc nulls last, commit_lsn desc, position desc);
+create index if not exists link_event_by_tenant on vault.link_event (tenant_id, commit_time) where tenant_id is not null;
+
+-- ------------------------------------------------------------------ the previous model's names, as views
+create or replace view vault.hub_event with (security_invoker = true) as
+select hk_event, event_id, load_ts, record_source from vault.link_event;
+
+create or replace view vault.sat_event with (security_invoker = true) as
+select hk_event, load_ts, kind, schema_version, xid, commit_lsn, change_lsn, position, commit_time,
+       session_user_name, current_user_name, application_name, client_addr, backend_pid, tenant_id, tags,
+       record_source
+  from vault.link_event;
+
+create or replace view vault.link_event_object with (security_invoker = true) as
+select vault.hk_link(hk_event, hk_object) as hk_event_object, hk_event, hk_object, hk_database, load_ts, record_source
+  from vault.link_event where hk_object is not null;
+
+create or replace view vault.link_event_actor with (security_invoker = true) as
+select vault.hk_link(hk_event, hk_actor) as hk_event_actor, hk_event, hk_actor, load_ts, record_source
+  from vault.link_event where hk_actor is not null;
+
+create or replace view vault.link_event_tenant with (security_invoker = true) as
+select vault.hk_link(hk_event, hk_tenant) as hk_event_tenant, hk_event, hk_tenant, load_ts, record_source
+  from vault.link_event where hk_tenant is not null;
+
+-- ------------------------------------------------------------------ tenant isolation on the new model
+alter table vault.link_event enable row level security;
+drop policy if exists tenant_reader on vault.link_event;
+create policy tenant_reader on vault.link_event for select to pgtrail_vault_reader
+    using (tenant_id = vault.reader_tenant());
+do $$
+declare
+    t text;
+begin
+    foreach t in array array['sat_ddl', 'sat_row_change', 'sat_operation', 'sat_script_execution',
+                             'sat_security_event', 'sat_log_entry', 'link_script_event', 'sat_object_definition',
+                             'sat_object_compliance'] loop
+        execute format('alter table vault.%I enable row level security', t);
+        execute format('drop policy if exists tenant_reader on vault.%I', t);
+        execute format('create policy tenant_reader on vault.%I for select to pgtrail_vault_reader '
+                       'using (exists (select 1 from vault.link_event s where s.hk_event = %I.hk_event '
+                       'and s.tenant_id = vault.reader_tenant()))', t, t);
+    end loop;
+end
+$$;
+
+-- ------------------------------------------------------------------ reporting on the new model
+create or replace view vault.event_history with (security_invoker = true) as
+select s.event_id,
+       s.kind,
+       coalesce(s.commit_time, sc.step_at) as commit_time,
+       s.commit_lsn,
+       s.position,
+       d.database_name,
+       coalesce(ddl.parent_identity, o.object_identity) as object_identity,
+       s.session_user_name,
+       s.application_name,
+       s.client_addr,
+       s.tenant_id,
+       coalesce(ddl.command_tag, upper(rc.operation), op.operation_type,
+                'SCRIPT ' || upper(sc.status), le.command_tag, upper(le.category), 'SECURITY') as action,
+       coalesce(ddl.statement, sc.failed_statement, le.statement) as statement,
+       rc.primary_key,
+       rc.new_values,
+       rc.old_values,
+       coalesce(op.name, sc.script_name, xs.script_name) as operation_name,
+       coalesce(op.status, sc.status, le.status) as status,
+       coalesce(op.error, sc.error, sec.reason, le.error) as error,
+       coalesce(sc.ticket_number, xs.ticket_number) as ticket_number,
+       coalesce(ddl.execution_id, sc.execution_id) as execution_id,
+       ddl.untracked,
+       s.tags,
+       coalesce(le.simulated, false) as simulated,
+       le.duration_ms as log_duration_ms
+  from vault.link_event s
+  left join vault.hub_object o on o.hk_object = s.hk_object
+  left join vault.hub_database d on d.hk_database = s.hk_database
+  left join vault.sat_ddl ddl using (hk_event)
+  left join vault.sat_row_change rc using (hk_event)
+  left join vault.sat_operation op using (hk_event)
+  left join vault.sat_script_execution sc using (hk_event)
+  left join vault.sat_security_event sec using (hk_event)
+  left join vault.sat_log_entry le using (hk_event)
+  left join lateral (select x.script_name, x.ticket_number from vault.sat_script_execution x
+                      where x.execution_id = ddl.execution_id and x.status = 'started' limit 1) xs on true;
+
+create or replace view vault.script_executions with (security_invoker = true) as
+select st.execution_id,
+       st.script_name,
+       st.script_type,
+       st.category,
+       st.version,
+       st.file_path,
+       st.checksum,
+       coalesce(fin.status, 'started') as status,
+       st.step_at as started_at,
+       fin.step_at as finished_at,
+       coalesce(fin.duration_ms, extract(epoch from fin.step_at - st.step_at) * 1000) as duration_ms,
+       fin.rows_affected,
+       fin.error,
+       fin.error_state,
+       st.ticket_number,
+       st.business_justification,
+       se.session_user_name as executed_by,
+       se.tenant_id,
+       d.database_name
+  from vault.sat_script_execution st
+  join vault.link_event se on se.hk_event = st.hk_event
+  left join vault.hub_database d on d.hk_database = se.hk_database
+  left join lateral (select f.* from vault.sat_script_execution f
+                      where f.execution_id = st.execution_id and f.status in ('completed', 'failed')
+                      order by f.step_at desc limit 1) fin on true
+ where st.status = 'started';
+
+-- The dashboard of part 3, reading the link directly.
+create or replace function script_tracking.get_enterprise_dashboard(since timestamptz default now() - interval '30 days')
+returns table (section text, name text, value double precision, detail jsonb)
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    with ev as (
+        select s.hk_event, s.hk_database, s.kind, s.commit_time, s.session_user_name, s.tenant_id, s.tags
+          from vault.link_event s
+         where s.commit_time >= since or s.commit_time is null
+    )
+    select 'events by kind', kind, count(*)::float8, null::jsonb from ev group by kind
+    union all
+    select 'events by database', d.database_name, count(*)::float8, null
+      from ev join vault.hub_database d using (hk_database)
+     group by d.database_name
+    union all
+    (select 'events by actor', coalesce(session_user_name, '(unknown)'), count(*)::float8, null
+       from ev group by 2 order by 3 desc limit 20)
+    union all
+    (select 'events by tenant', coalesce(tenant_id, '(none)'), count(*)::float8, null
+       from ev group by 2 order by 3 desc limit 20)
+    union all
+    select 'failures', 'failed script executions', count(*)::float8, null
+      from vault.sat_script_execution x where x.status = 'failed' and x.step_at >= since
+    union all
+    select 'failures', 'failed tracked calls', count(*)::float8, null
+      from vault.sat_operation o join ev using (hk_event) where o.status = 'failed'
+    union all
+    select 'failures', 'security events (untrusted messages)', count(*)::float8, null
+      from vault.sat_security_event x join ev using (hk_event)
+    union all
+    select 'untracked DDL', coalesce(ddl.parent_identity, ddl.object_identity, ddl.command_tag), count(*)::float8,
+           jsonb_build_object('last', max(ev.commit_time), 'by', jsonb_agg(distinct ev.session_user_name))
+      from vault.sat_ddl ddl join ev using (hk_event) where ddl.untracked group by 2
+    union all
+    select 'sensitive data changes', rc.schema_name || '.' || rc.table_name, count(*)::float8,
+           jsonb_build_object('tags', (select jsonb_agg(distinct t) from unnest(array_agg(distinct ev.tags)) a(t)))
+      from vault.sat_row_change rc join ev using (hk_event) where cardinality(ev.tags) > 0 group by 2
+    union all
+    (select 'slowest scripts', x.script_name, x.duration_ms,
+            jsonb_build_object('execution_id', x.execution_id, 'status', x.status, 'started_at', x.started_at)
+       from vault.script_executions x where x.duration_ms is not null and x.started_at >= since
+      order by x.duration_ms desc limit 10)
+    union all
+    (select 'slowest statements', o.name, o.duration_ms,
+            jsonb_build_object('status', o.status, 'at', ev.commit_time)
+       from vault.sat_operation o join ev using (hk_event) where o.duration_ms is not null
+      order by o.duration_ms desc limit 10)
+    union all
+    select 'last activity', d.database_name, extract(epoch from max(s.commit_time)),
+           jsonb_build_object('at', max(s.commit_time))
+      from vault.link_event s join vault.hub_database d using (hk_database)
+     group by d.database_name
+$$;
+
+grant usage on schema vault to pgtrail_vault_reader;
+grant select on all tables in schema vault to pgtrail_vault_reader;
+
+select vault.ensure_insert_only();

@@ -1,0 +1,99 @@
+"""`pgtrail install vault` on a vault of the previous model (hub_event, sat_event and three event
+links as tables) moves it into the event link of part 7 in one transaction: every report reads the
+same before and after, the old names still answer, and loading goes on."""
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pgtrail import history, reports
+from pgtrail.install import install
+from sink.loader import VaultLoader
+from tests.conftest import dsn
+from tests.integration.conftest import ROOT, _admin, _drop_database
+from tests.unit.conftest import normalize
+
+FIXTURE = Path(__file__).parent / "fixtures" / "vault_previous.sql.gz"
+SINCE = "2000-01-01"
+
+
+def _relkind(conn, name: str) -> str:
+    return conn.execute("select relkind::text from pg_class where oid = %s::regclass", (f"vault.{name}",)).fetchone()[0]
+
+
+def _reports(conn) -> dict:
+    q = lambda sql: sorted(map(repr, conn.execute(sql).fetchall()))  # noqa: E731 - a sorted, comparable form
+    return {
+        "history (all columns)": q("select * from vault.event_history"),
+        "execution history": q("select * from script_tracking.get_execution_history(100000)"),
+        "dashboard": q(f"select * from script_tracking.get_enterprise_dashboard('{SINCE}')"),
+        "definitions": q("select o.object_identity, d.* from vault.hub_object o, "
+                         "lateral vault.object_definition_at(o.object_identity, now()) d"),
+        "pgtrail history of one object": [repr(r) for r in history.fetch(conn, "app.t7")],
+        "pgtrail executions": [repr(r) for r in reports.executions(conn, 100000)],
+        # every column but load_ts: the link keeps one load time per event (the earliest of its old rows)
+        "old names": {t: q(f"select {_columns(conn, t)} from vault.{t}") for t in
+                      ("hub_event", "sat_event", "link_event_object", "link_event_actor", "link_event_tenant")},
+    }
+
+
+def _columns(conn, table: str) -> str:
+    return ", ".join(r[0] for r in conn.execute(
+        "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped "
+        "and attname <> 'load_ts' order by attnum", (f"vault.{table}",)))
+
+
+@pytest.fixture
+def previous_vault():
+    name = "t_vault_prev_" + __import__("uuid").uuid4().hex[:8]
+    with _admin() as conn:
+        conn.execute(f'create database "{name}"')
+        conn.execute("do $$ begin if not exists (select 1 from pg_roles where rolname = 'pgtrail_vault_reader') "
+                     "then create role pgtrail_vault_reader nologin; end if; end $$")
+    sql = gzip.decompress(FIXTURE.read_bytes())
+    host, port = "127.0.0.1", dsn("postgres").split("port=")[1].split()[0]
+    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", port, "-U", "postgres", "-d", name],
+                   input=sql, check=True, capture_output=True)
+    yield name
+    _drop_database(name)
+
+
+def test_a_vault_of_the_previous_model_is_moved_and_reads_the_same(previous_vault):
+    with psycopg.connect(dsn(previous_vault), autocommit=True) as conn:
+        assert _relkind(conn, "sat_event") == "r" and _relkind(conn, "hub_event") == "r"
+        events_before = conn.execute("select count(*) from vault.hub_event").fetchone()[0]
+        before = _reports(conn)
+    assert events_before > 400 and len(before["history (all columns)"]) == events_before
+
+    result = subprocess.run([sys.executable, "-m", "pgtrail.cli", "install", "vault", "--dsn", dsn(previous_vault)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    with psycopg.connect(dsn(previous_vault), autocommit=True) as conn:
+        assert _relkind(conn, "link_event") == "r"
+        for old in ("hub_event", "sat_event", "link_event_object", "link_event_actor", "link_event_tenant"):
+            assert _relkind(conn, old) == "v", old
+        assert conn.execute("select count(*) from vault.link_event").fetchone()[0] == events_before
+        after = _reports(conn)
+    for name in before:
+        assert after[name] == before[name], f"{name} differs after the upgrade"
+    with psycopg.connect(dsn(previous_vault), autocommit=True) as conn:  # the latest events: the new model's index
+        latest = history.fetch(conn, limit=100000)
+        ids = {r[0] for r in conn.execute("select event_id from vault.event_history")}
+    assert len(latest) == events_before and {r["event_id"] for r in latest} == ids
+
+    install(dsn(previous_vault), "vault")  # and again: idempotent on the new model
+    events = normalize((Path(__file__).parents[1] / "unit" / "fixtures" / "wal2json_v2_basic.jsonl")
+                       .read_text().splitlines())[0]
+    loader = VaultLoader(psycopg.connect(dsn(previous_vault), autocommit=True))
+    try:
+        new = loader.load(events)
+    finally:
+        loader.close()
+    assert new == {e.event_id for e in events if e.kind != "heartbeat"} - set() and new
+    with psycopg.connect(dsn(previous_vault), autocommit=True) as conn:
+        assert conn.execute("select count(*) from vault.hub_event").fetchone()[0] == events_before + len(new)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="insert-only"):
+            conn.execute("delete from vault.link_event")
