@@ -9,7 +9,9 @@ baseline: what the pipeline's own batching and polling cost) and at the target r
 each, the rate offered and the rate the pipeline sustained, p50/p99/max latency, and the peak
 RSS of the consumer and the sink.
 
-    python -m bench.latency [--rate 5000] [--baseline-rate 500] [--seconds 30]
+    python -m bench.latency [--rate 5000] [--baseline-rate 500] [--seconds 30] [--huge 1000000]
+
+Then one transaction of --huge rows: seconds from its commit until the last row is in the vault.
 """
 from __future__ import annotations
 
@@ -39,6 +41,17 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _wait_streaming(source: str, slot: str) -> None:
+    """What is written before the consumer streams its slot is not captured at all."""
+    with psycopg.connect(dsn(source), autocommit=True) as conn:
+        for _ in range(600):
+            if conn.execute("select active from pg_replication_slots where slot_name = %s",
+                            (slot,)).fetchone() == (True,):
+                return
+            time.sleep(0.1)
+    raise SystemExit("the consumer did not start streaming")
+
+
 def run_at(rate: int, seconds: int) -> dict:
     tag = uuid.uuid4().hex[:8]
     source, vault = f"lat_src_{tag}", f"lat_vault_{tag}"
@@ -60,14 +73,7 @@ def run_at(rate: int, seconds: int) -> dict:
         for cmd in ("consume", "sink"):
             procs.append(subprocess.Popen([sys.executable, "-m", "pgtrail.cli", cmd], env=env, cwd=ROOT,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        with psycopg.connect(dsn(source), autocommit=True) as conn:
-            for _ in range(600):
-                if conn.execute("select active from pg_replication_slots where slot_name = %s",
-                                (f"lat_{tag}",)).fetchone() == (True,):
-                    break
-                time.sleep(0.1)
-            else:
-                raise SystemExit("the consumer did not start streaming")
+        _wait_streaming(source, f"lat_{tag}")
         vconn = psycopg.connect(dsn(vault), autocommit=True)
 
         def loaded() -> int:
@@ -125,24 +131,94 @@ def run_at(rate: int, seconds: int) -> dict:
             admin.execute(f"drop database if exists {vault} with (force)")
 
 
+def run_huge(rows: int) -> dict:
+    """One transaction of `rows` inserts, committed while consumer and sink run: seconds from its
+    commit until every row is in the vault, and the processes' peak RSS."""
+    tag = uuid.uuid4().hex[:8]
+    source, vault = f"huge_src_{tag}", f"huge_vault_{tag}"
+    with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
+        admin.execute(f"create database {source}")
+        admin.execute(f"create database {vault}")
+    procs = []
+    try:
+        install(dsn(source), "source")
+        install(dsn(vault), "vault")
+        with psycopg.connect(dsn(source), autocommit=True) as conn:
+            conn.execute(TABLE)
+            conn.execute("select script_tracking.track_table('bench_accounts')")
+        env = {**os.environ, "PGTRAIL_SOURCE_DSN": dsn(source), "PGTRAIL_SLOT": f"huge_{tag}",
+               "PGTRAIL_VAULT_DSN": dsn(vault), "PGTRAIL_KAFKA_BOOTSTRAP": KAFKA,
+               "PGTRAIL_KAFKA_TOPIC_PREFIX": f"huge{tag}", "PGTRAIL_SINK_GROUP_ID": f"huge{tag}",
+               "PGTRAIL_CONSUMER_METRICS_PORT": "0", "PGTRAIL_SINK_METRICS_PORT": "0",
+               "PGTRAIL_STATUS_INTERVAL": "1", "PGTRAIL_LOG_LEVEL": "WARNING"}
+        for cmd in ("consume", "sink"):
+            procs.append(subprocess.Popen([sys.executable, "-m", "pgtrail.cli", cmd], env=env, cwd=ROOT,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        _wait_streaming(source, f"huge_{tag}")
+        vconn = psycopg.connect(dsn(vault), autocommit=True)
+        loaded = lambda: vconn.execute("select count(*) from vault.sat_row_change").fetchone()[0]  # noqa: E731
+        with psycopg.connect(dsn(source), autocommit=True) as conn:
+            conn.execute("insert into bench_accounts values (-1, 'warm@example.com')")
+            deadline = time.monotonic() + 120
+            while loaded() < 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            conn.execute(
+                "insert into bench_accounts select g, 'user' || g || '@example.com', 'name ' || g, g * 1.25, "
+                "g %% 2 = 0, now(), array['a', 'b'], jsonb_build_object('n', g) "
+                "from generate_series(0, %s::bigint - 1) g", (rows,))
+            committed = time.monotonic()
+        deadline = time.monotonic() + 1800
+        while loaded() < rows + 1 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        seconds = time.monotonic() - committed
+        count = loaded()
+        vconn.close()
+        rss = [_peak_rss_mb(p.pid) for p in procs]
+        return {"rows": rows, "seconds": seconds, "loaded": count - 1, "consumer_rss": rss[0], "sink_rss": rss[1]}
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
+            admin.execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots "
+                          "where slot_name = %s", (f"huge_{tag}",))
+            admin.execute(f"drop database if exists {source} with (force)")
+            admin.execute(f"drop database if exists {vault} with (force)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=int, default=5000, help="row changes per second offered")
     ap.add_argument("--baseline-rate", type=int, default=500)
     ap.add_argument("--seconds", type=int, default=30)
+    ap.add_argument("--max-rate", type=int, default=12000,
+                    help="a third run offered more than the pipeline may sustain: its sustained rate (0: skip)")
+    ap.add_argument("--huge", type=int, default=1_000_000, help="rows of the one huge transaction (0: skip)")
     args = ap.parse_args()
     print(f"latency benchmark on {machine()}")
     print(f"workload: inserts into an 8-column tracked table (email hashed), transactions of rate/100 rows every "
           f"10 ms for {args.seconds}s; consumer and sink as processes; latency = vault load time - source commit time")
     results = [run_at(args.baseline_rate, args.seconds), run_at(args.rate, args.seconds)]
-    for label, r in zip(("baseline", "target"), results):
+    if args.max_rate:
+        results.append(run_at(args.max_rate, args.seconds))
+    for label, r in zip(("baseline", "target", "ceiling"), results):
         lost = "" if r["loaded"] == r["expected"] else f"  ONLY {r['loaded']} of {r['expected']} LOADED"
         print(f"  {label:<8} offered {r['offered']:7,.0f}/s  sustained {r['sustained']:7,.0f}/s  "
               f"p50 {r['p50'] * 1000:8.0f} ms  p99 {r['p99'] * 1000:8.0f} ms  max {r['max'] * 1000:8.0f} ms  "
               f"peak RSS consumer {r['consumer_rss']:.0f} MB, sink {r['sink_rss']:.0f} MB{lost}")
-    base, target = results
+    base, target = results[:2]
     print(f"ratio target/baseline p99: {target['p99'] / base['p99']:.1f}x; "
           f"sustained/offered at the target rate: {target['sustained'] / target['offered']:.2f}")
+    if args.huge:
+        h = run_huge(args.huge)
+        lost = "" if h["loaded"] == h["rows"] else f"  ONLY {h['loaded']:,} LOADED"
+        print(f"  one {h['rows']:,}-row transaction: commit -> all in the vault in {h['seconds']:.1f}s "
+              f"({h['rows'] / h['seconds']:,.0f} rows/s); peak RSS consumer {h['consumer_rss']:.0f} MB, "
+              f"sink {h['sink_rss']:.0f} MB{lost}")
 
 
 if __name__ == "__main__":

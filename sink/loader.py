@@ -51,9 +51,12 @@ class Loader(Protocol):
     """The sink's target. `load` writes a batch in one transaction and returns the ids of the
     events that were new; repeats are ignored. It raises pgtrail errors classified by SQLSTATE."""
 
-    def load(self, events: list[Event]) -> set[UUID]: ...
+    def load(self, events: list[Event], rows: dict[str, list[tuple]] | None = None) -> set[UUID]: ...
 
     def close(self) -> None: ...
+
+
+RECORD_SOURCE = "pgtrail-sink"
 
 
 # Each table: its columns and their types, in the order rows_for() builds its tuples. A batch is
@@ -282,12 +285,14 @@ class VaultLoader:
     Replays and concurrent sinks are harmless: every row's key is derived from the event id.
     """
 
-    def __init__(self, conn: psycopg.Connection, record_source: str = "pgtrail-sink"):
+    def __init__(self, conn: psycopg.Connection, record_source: str = RECORD_SOURCE):
         self.conn = conn
         self.record_source = record_source
 
-    def load(self, events: list[Event]) -> set[UUID]:
-        rows = rows_for(events, self.record_source)
+    def load(self, events: list[Event], rows: dict[str, list[tuple]] | None = None) -> set[UUID]:
+        """`rows`: rows_for(events, record_source) made beforehand (by the sink, on its other thread)."""
+        if rows is None:
+            rows = rows_for(events, self.record_source)
         with self.conn.transaction():
             with self.conn.cursor() as cur:
                 for name in _TYPES:

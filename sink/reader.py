@@ -106,6 +106,10 @@ class LibrdkafkaReader:
             "session.timeout.ms": settings.session_timeout_ms,
             "max.partition.fetch.bytes": kafka.max_request_size,
             "fetch.message.max.bytes": kafka.max_request_size,
+            # librdkafka prefetches up to 64 MB and 100,000 messages per partition by default: bound
+            # what waits in memory (a batch is at most max_batch records anyway)
+            "queued.max.messages.kbytes": 16384,
+            "queued.min.messages": 10000,
             "error_cb": self._on_error,
             "logger": logging.getLogger("librdkafka"),
         })
@@ -126,7 +130,13 @@ class LibrdkafkaReader:
     def poll(self, max_records: int, timeout: float) -> list[Rec]:
         from confluent_kafka import KafkaError, KafkaException
         try:
-            msgs = self._consumer.consume(num_messages=max_records, timeout=timeout)
+            # librdkafka waits for a full batch or the timeout: ask in slices of 50 ms, so a batch
+            # that is there is loaded at once (latency) while a busy topic still fills whole batches
+            msgs = []
+            waited = 0.0
+            while not msgs and waited < timeout:
+                msgs = self._consumer.consume(num_messages=max_records, timeout=min(0.05, timeout))
+                waited += 0.05
         except KafkaException as exc:
             err = exc.args[0] if exc.args else exc
             raise classify_kafka(err)(f"Kafka consumer failed: {err}") from exc

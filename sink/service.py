@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Callable
 
 import psycopg
@@ -13,7 +15,7 @@ from pgtrail.errors import Fatal, Poison, Retryable, classify_sqlstate
 from publisher.base import Publisher
 from schemas import Event, parse_event
 from sink import metrics
-from sink.loader import Loader
+from sink.loader import RECORD_SOURCE, Loader, rows_for
 from sink.reader import Reader
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,17 @@ def _why(exc: Exception) -> str:
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         return f"{where}: {err.get('msg')}{more}"
     return str(exc).splitlines()[0]
+
+
+@dataclass
+class _Batch:
+    records: list
+    events: list[Event] = field(default_factory=list)
+    failures: list = field(default_factory=list)  # dead-letter deliveries that failed
+    dead: list[str] = field(default_factory=list)  # why each dead-lettered record was
+    started: float = field(default_factory=time.monotonic)
+    rows: dict | None = None  # the vault rows of `events` (sink.loader.rows_for)
+    loading: Future | None = None
 
 
 class SinkService:
@@ -57,51 +70,80 @@ class SinkService:
         self.max_event_bytes = max_event_bytes
         self.poison_ratio_limit = poison_ratio_limit
         self._recent: deque[bool] = deque(maxlen=poison_window)  # True: that record was poison
-        self._dead: list[str] = []  # dead-lettered in the current batch
         self._stop = False
 
     def stop(self) -> None:
         self._stop = True
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
-        while not self._stop and not (until and until()):
-            self.run_once()
+        """Batches flow through two stages: this thread polls and parses batch N+1 while the vault
+        thread loads batch N; N's offsets are committed only after N's vault commit (and before
+        N+1 is handed over), so the guarantee is the sequential one with the Python work of one
+        batch overlapping the database work of the one before."""
+        pool = ThreadPoolExecutor(1, thread_name_prefix="pgtrail-vault")
+        inflight: _Batch | None = None
+        try:
+            while not self._stop and not (until and until()):
+                batch = self._take()
+                if inflight is not None:
+                    self._finish(inflight)
+                    inflight = None
+                if batch is not None:
+                    batch.loading = pool.submit(self._load_with_retry, batch.events, batch.failures, batch.dead,
+                                                batch.rows)
+                    inflight = batch
+            if inflight is not None:
+                self._finish(inflight)
+        finally:
+            pool.shutdown(wait=True)
 
     def run_once(self) -> int:
+        """One batch, start to end (no overlap)."""
+        batch = self._take()
+        if batch is None:
+            return 0
+        self._load_with_retry(batch.events, batch.failures, batch.dead, batch.rows)
+        self._finish(batch)
+        return len(batch.records)
+
+    def _take(self) -> "_Batch | None":
+        """Poll and parse one batch; records that are not events go to the dead-letter topic."""
         try:
             records = self.consumer.poll(self.max_batch, self.poll_timeout_ms / 1000)
         except Retryable as exc:
             metrics.ERRORS.labels("retryable").inc()
             log.warning("Kafka unavailable (%s); retrying", exc)
             self.sleep(1.0)  # the records of this poll were not taken: nothing to redo
-            return 0
+            return None
         metrics.ASSIGNED_PARTITIONS.set(self.consumer.assigned())
         if not records:
-            return 0
-        events: list[Event] = []
-        failures: list[BaseException] = []
+            return None
+        batch = _Batch(records)
         for rec in records:
             if rec.value is not None and len(rec.value) > self.max_event_bytes:
                 self._dead_letter(rec, f"oversized: {len(rec.value)} bytes (limit {self.max_event_bytes})",
-                                  "oversized", failures)
+                                  "oversized", batch)
                 continue
             try:
-                events.append(parse_event(rec.value))
+                batch.events.append(parse_event(rec.value))
             except (ValidationError, ValueError, TypeError) as exc:
-                self._dead_letter(rec, f"invalid event: {_why(exc)}", "invalid", failures)
-        started = time.monotonic()
-        self._load_with_retry(events, failures)
+                self._dead_letter(rec, f"invalid event: {_why(exc)}", "invalid", batch)
+        batch.rows = rows_for(batch.events, RECORD_SOURCE) if batch.events else None  # pure: here, not on the vault thread
+        return batch
+
+    def _finish(self, batch: "_Batch") -> None:
+        """After the batch's vault commit: its dead letters acknowledged, then its offsets."""
+        if batch.loading is not None:
+            batch.loading.result()  # re-raises what the vault thread raised (Fatal)
         self.dead_letters.flush(timeout=30)
-        if failures:
-            raise Retryable(f"dead-letter topic did not acknowledge: {failures[0]!r}")
-        self._commit(records)
-        metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+        if batch.failures:
+            raise Retryable(f"dead-letter topic did not acknowledge: {batch.failures[0]!r}")
+        self._commit(batch.records)
+        metrics.BATCH_SECONDS.observe(time.monotonic() - batch.started)
         metrics.LAST_COMMIT.set(time.time())
-        poisoned = len(self._dead)
-        self._dead.clear()
-        self._recent.extend([True] * poisoned + [False] * (len(records) - poisoned))
+        poisoned = len(batch.dead)
+        self._recent.extend([True] * poisoned + [False] * (len(batch.records) - poisoned))
         self._check_poison_ratio()
-        return len(records)
 
     def _check_poison_ratio(self) -> None:
         """Most records poison means a misconfigured producer or topic, not bad luck: stop and say so
@@ -118,11 +160,11 @@ class SinkService:
             self.loader = self.make_loader()
         return self.loader
 
-    def _load_with_retry(self, events: list[Event], failures) -> None:
+    def _load_with_retry(self, events: list[Event], failures, dead: list[str], rows=None) -> None:
         backoff = 0.5
         while True:
             try:
-                self._load(events, failures)
+                self._load(events, failures, dead, rows)
                 return
             except Retryable as exc:
                 metrics.ERRORS.labels("retryable").inc()
@@ -131,11 +173,11 @@ class SinkService:
                 self.sleep(backoff)
                 backoff = min(30.0, backoff * 2)
 
-    def _load(self, events: list[Event], failures) -> None:
+    def _load(self, events: list[Event], failures, dead: list[str], rows=None) -> None:
         if not events:
             return
         try:
-            new = self._loader().load(events)
+            new = self._loader().load(events, rows)
             self._count(events, new)
             return
         except psycopg.Error as exc:
@@ -154,25 +196,33 @@ class SinkService:
                 if kind is not Poison:
                     raise (Retryable if kind is Retryable else Fatal)(str(exc).splitlines()[0]) from exc
                 metrics.ERRORS.labels("poison").inc()
-                self._dead_letter_event(ev, f"vault rejected: {exc.sqlstate} {str(exc).splitlines()[0]}", failures)
+                self._dead_letter_event(ev, f"vault rejected: {exc.sqlstate} {str(exc).splitlines()[0]}", failures,
+                                        dead)
 
     def _count(self, events: list[Event], new: set) -> None:
+        loaded: dict[str, int] = {}
+        duplicates = 0
         for ev in events:
             if ev.event_id in new:
-                metrics.EVENTS_LOADED.labels(ev.kind).inc()
+                loaded[ev.kind] = loaded.get(ev.kind, 0) + 1
             else:
-                metrics.EVENTS_DUPLICATE.inc()
+                duplicates += 1
+        for kind, n in loaded.items():
+            metrics.EVENTS_LOADED.labels(kind).inc(n)
+        if duplicates:
+            metrics.EVENTS_DUPLICATE.inc(duplicates)
 
-    def _dead_letter(self, rec, reason: str, label: str, failures) -> None:
-        self._dead.append(label)
+    def _dead_letter(self, rec, reason: str, label: str, batch: "_Batch") -> None:
+        failures = batch.failures
+        batch.dead.append(label)
         log.warning("dead-lettering %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason)
         metrics.DEAD_LETTERS.labels(label).inc()
         origin = f"{rec.topic}/{rec.partition}/{rec.offset}"
         self.dead_letters.dead_letter(rec.value or b"", reason, origin,
                                       lambda exc, *_: failures.append(exc) if exc is not None else None)
 
-    def _dead_letter_event(self, ev: Event, reason: str, failures) -> None:
-        self._dead.append("rejected")
+    def _dead_letter_event(self, ev: Event, reason: str, failures, dead: list[str]) -> None:
+        dead.append("rejected")
         log.warning("dead-lettering event %s: %s", ev.event_id, reason)
         metrics.DEAD_LETTERS.labels("rejected").inc()
         self.dead_letters.dead_letter(ev.model_dump_json().encode(), reason, str(ev.event_id),
