@@ -49,5 +49,14 @@ def classify_kafka(exc: BaseException) -> type[PgtrailError]:
     a method); anything else from the client is fatal."""
     retriable = getattr(exc, "retriable", False)
     if callable(retriable):
-        retriable = retriable()
+        # librdkafka's KafkaError: retriable() marks what librdkafka itself retries per request; a
+        # delivery that failed after those retries (timed out while a broker restarted, say) heals
+        # by starting again from the last confirmed position, unless no retry can change it.
+        return Fatal if exc.fatal() or exc.name() in _LIBRDKAFKA_FOR_GOOD else Retryable
     return Retryable if retriable else Fatal
+
+
+_LIBRDKAFKA_FOR_GOOD = frozenset((
+    "_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED", "_SSL", "TOPIC_AUTHORIZATION_FAILED",
+    "CLUSTER_AUTHORIZATION_FAILED", "GROUP_AUTHORIZATION_FAILED", "MSG_SIZE_TOO_LARGE", "_MSG_SIZE_TOO_LARGE",
+    "_INVALID_ARG", "INVALID_CONFIG", "_UNKNOWN_TOPIC", "UNSUPPORTED_VERSION"))
