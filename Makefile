@@ -40,11 +40,11 @@ unit: setup
 integration: start
 	$(PY) -m pytest tests/integration
 
-bench: start      ## benchmarks: capture (vs pg_recvlogical), latency, vault (vs COPY), log import (vs pgBadger)
+bench: start      ## benchmarks (about 10 minutes): capture (vs pg_recvlogical), vault (vs COPY), latency, log import (vs pgBadger)
 	$(PY) -m bench.capture
 	$(PY) -m bench.vault
-	$(PY) -m bench.latency
-	$(PY) -m bench.logs
+	$(PY) -m bench.latency --seconds 20
+	$(PY) -m bench.logs --mb 64   # the 1 GB figure: python -m bench.logs (docs/log-import.md)
 
 clean: stop
 	rm -rf .pgtrail
