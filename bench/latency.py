@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -41,65 +42,83 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _wait_streaming(source: str, slot: str) -> None:
-    """What is written before the consumer streams its slot is not captured at all."""
-    with psycopg.connect(dsn(source), autocommit=True) as conn:
-        for _ in range(600):
-            if conn.execute("select active from pg_replication_slots where slot_name = %s",
-                            (slot,)).fetchone() == (True,):
-                return
-            time.sleep(0.1)
-    raise SystemExit("the consumer did not start streaming")
-
-
-def run_at(rate: int, seconds: int) -> dict:
+@contextmanager
+def _pipeline(name: str):
+    """Fresh source and vault databases, the real consumer and sink running on them, streaming,
+    with the warm-up row (id -1) in the vault; yields (source connection, loaded(), processes).
+    Everything is dropped afterwards."""
     tag = uuid.uuid4().hex[:8]
-    source, vault = f"lat_src_{tag}", f"lat_vault_{tag}"
+    source, vault, slot = f"{name}_src_{tag}", f"{name}_vault_{tag}", f"{name}_{tag}"
     with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
         admin.execute(f"create database {source}")
         admin.execute(f"create database {vault}")
-    procs = []
+    procs: list[subprocess.Popen] = []
     try:
         install(dsn(source), "source")
         install(dsn(vault), "vault")
         with psycopg.connect(dsn(source), autocommit=True) as conn:
             conn.execute(TABLE)
             conn.execute("select script_tracking.track_table('bench_accounts')")
-        env = {**os.environ, "PGTRAIL_SOURCE_DSN": dsn(source), "PGTRAIL_SLOT": f"lat_{tag}",
+        env = {**os.environ, "PGTRAIL_SOURCE_DSN": dsn(source), "PGTRAIL_SLOT": slot,
                "PGTRAIL_VAULT_DSN": dsn(vault), "PGTRAIL_KAFKA_BOOTSTRAP": KAFKA,
-               "PGTRAIL_KAFKA_TOPIC_PREFIX": f"lat{tag}", "PGTRAIL_SINK_GROUP_ID": f"lat{tag}",
+               "PGTRAIL_KAFKA_TOPIC_PREFIX": f"{name}{tag}", "PGTRAIL_SINK_GROUP_ID": f"{name}{tag}",
                "PGTRAIL_CONSUMER_METRICS_PORT": "0", "PGTRAIL_SINK_METRICS_PORT": "0",
                "PGTRAIL_STATUS_INTERVAL": "1", "PGTRAIL_LOG_LEVEL": "WARNING"}
         for cmd in ("consume", "sink"):
             procs.append(subprocess.Popen([sys.executable, "-m", "pgtrail.cli", cmd], env=env, cwd=ROOT,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        _wait_streaming(source, f"lat_{tag}")
-        vconn = psycopg.connect(dsn(vault), autocommit=True)
+        with psycopg.connect(dsn(source), autocommit=True) as conn, \
+                psycopg.connect(dsn(vault), autocommit=True) as vconn:
+            # what is written before the consumer streams its slot is not captured at all
+            deadline = time.monotonic() + 60
+            while conn.execute("select active from pg_replication_slots where slot_name = %s",
+                               (slot,)).fetchone() != (True,):
+                if time.monotonic() > deadline:
+                    raise SystemExit("the consumer did not start streaming")
+                time.sleep(0.1)
 
-        def loaded() -> int:
-            return vconn.execute("select count(*) from vault.sat_row_change").fetchone()[0]
-
-        per_tick = max(1, rate // 100)
-        written, next_id = 0, 0
-        with psycopg.connect(dsn(source), autocommit=True) as conn:
+            def loaded() -> int:
+                return vconn.execute("select count(*) from vault.sat_row_change").fetchone()[0]
             conn.execute("insert into bench_accounts values (-1, 'warm@example.com')")  # the sink's partitions
             deadline = time.monotonic() + 120
             while loaded() < 1 and time.monotonic() < deadline:
                 time.sleep(0.1)
-            started = time.monotonic()
-            tick = started
-            while time.monotonic() - started < seconds:
-                conn.execute(
-                    "insert into bench_accounts select g, 'user' || g || '@example.com', 'name ' || g, g * 1.25, "
-                    "g %% 2 = 0, now(), array['a', 'b'], jsonb_build_object('n', g) "
-                    "from generate_series(%s::bigint, %s::bigint) g", (next_id, next_id + per_tick - 1))
-                next_id += per_tick
-                written += per_tick
-                tick += 0.01
-                delay = tick - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            offered = written / (time.monotonic() - started)
+            yield conn, vconn, loaded, procs
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
+            admin.execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots "
+                          "where slot_name = %s", (slot,))
+            admin.execute(f"drop database if exists {source} with (force)")
+            admin.execute(f"drop database if exists {vault} with (force)")
+
+
+_INSERT = ("insert into bench_accounts select g, 'user' || g || '@example.com', 'name ' || g, g * 1.25, "
+           "g %% 2 = 0, now(), array['a', 'b'], jsonb_build_object('n', g) "
+           "from generate_series(%s::bigint, %s::bigint) g")
+
+
+def run_at(rate: int, seconds: int) -> dict:
+    with _pipeline("lat") as (conn, vconn, loaded, procs):
+        per_tick = max(1, rate // 100)
+        written, next_id = 0, 0
+        started = time.monotonic()
+        tick = started
+        while time.monotonic() - started < seconds:
+            conn.execute(_INSERT, (next_id, next_id + per_tick - 1))
+            next_id += per_tick
+            written += per_tick
+            tick += 0.01
+            delay = tick - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        offered = written / (time.monotonic() - started)
         total = written + 1
         drain_deadline = time.monotonic() + 900
         while loaded() < total and time.monotonic() < drain_deadline:
@@ -110,84 +129,25 @@ def run_at(rate: int, seconds: int) -> dict:
         p50, p99, worst = vconn.execute(
             "select percentile_cont(0.5) within group (order by lat), percentile_cont(0.99) within group (order by lat), "
             "max(lat) from (select extract(epoch from r.load_ts - s.commit_time) as lat "
-            "from vault.sat_row_change r join vault.sat_event s using (hk_event) "
+            "from vault.sat_row_change r join vault.link_event s using (hk_event) "
             "where (r.primary_key->>'id')::bigint >= 0) x").fetchone()
-        vconn.close()
         rss = [_peak_rss_mb(p.pid) for p in procs]
         return {"rate": rate, "offered": offered, "sustained": sustained, "loaded": count, "expected": total,
                 "p50": p50, "p99": p99, "max": worst, "consumer_rss": rss[0], "sink_rss": rss[1]}
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
-            admin.execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots "
-                          "where slot_name = %s", (f"lat_{tag}",))
-            admin.execute(f"drop database if exists {source} with (force)")
-            admin.execute(f"drop database if exists {vault} with (force)")
 
 
 def run_huge(rows: int) -> dict:
     """One transaction of `rows` inserts, committed while consumer and sink run: seconds from its
     commit until every row is in the vault, and the processes' peak RSS."""
-    tag = uuid.uuid4().hex[:8]
-    source, vault = f"huge_src_{tag}", f"huge_vault_{tag}"
-    with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
-        admin.execute(f"create database {source}")
-        admin.execute(f"create database {vault}")
-    procs = []
-    try:
-        install(dsn(source), "source")
-        install(dsn(vault), "vault")
-        with psycopg.connect(dsn(source), autocommit=True) as conn:
-            conn.execute(TABLE)
-            conn.execute("select script_tracking.track_table('bench_accounts')")
-        env = {**os.environ, "PGTRAIL_SOURCE_DSN": dsn(source), "PGTRAIL_SLOT": f"huge_{tag}",
-               "PGTRAIL_VAULT_DSN": dsn(vault), "PGTRAIL_KAFKA_BOOTSTRAP": KAFKA,
-               "PGTRAIL_KAFKA_TOPIC_PREFIX": f"huge{tag}", "PGTRAIL_SINK_GROUP_ID": f"huge{tag}",
-               "PGTRAIL_CONSUMER_METRICS_PORT": "0", "PGTRAIL_SINK_METRICS_PORT": "0",
-               "PGTRAIL_STATUS_INTERVAL": "1", "PGTRAIL_LOG_LEVEL": "WARNING"}
-        for cmd in ("consume", "sink"):
-            procs.append(subprocess.Popen([sys.executable, "-m", "pgtrail.cli", cmd], env=env, cwd=ROOT,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        _wait_streaming(source, f"huge_{tag}")
-        vconn = psycopg.connect(dsn(vault), autocommit=True)
-        loaded = lambda: vconn.execute("select count(*) from vault.sat_row_change").fetchone()[0]  # noqa: E731
-        with psycopg.connect(dsn(source), autocommit=True) as conn:
-            conn.execute("insert into bench_accounts values (-1, 'warm@example.com')")
-            deadline = time.monotonic() + 120
-            while loaded() < 1 and time.monotonic() < deadline:
-                time.sleep(0.1)
-            conn.execute(
-                "insert into bench_accounts select g, 'user' || g || '@example.com', 'name ' || g, g * 1.25, "
-                "g %% 2 = 0, now(), array['a', 'b'], jsonb_build_object('n', g) "
-                "from generate_series(0, %s::bigint - 1) g", (rows,))
-            committed = time.monotonic()
+    with _pipeline("huge") as (conn, _vconn, loaded, procs):
+        conn.execute(_INSERT, (0, rows - 1))
+        committed = time.monotonic()
         deadline = time.monotonic() + 1800
         while loaded() < rows + 1 and time.monotonic() < deadline:
             time.sleep(0.5)
         seconds = time.monotonic() - committed
-        count = loaded()
-        vconn.close()
         rss = [_peak_rss_mb(p.pid) for p in procs]
-        return {"rows": rows, "seconds": seconds, "loaded": count - 1, "consumer_rss": rss[0], "sink_rss": rss[1]}
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
-            admin.execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots "
-                          "where slot_name = %s", (f"huge_{tag}",))
-            admin.execute(f"drop database if exists {source} with (force)")
-            admin.execute(f"drop database if exists {vault} with (force)")
+        return {"rows": rows, "seconds": seconds, "loaded": loaded() - 1, "consumer_rss": rss[0], "sink_rss": rss[1]}
 
 
 def main() -> None:

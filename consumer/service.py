@@ -65,7 +65,6 @@ class CaptureService:
         self._sensitive_counts: dict[str, int] = {}
         self._last_metrics = 0.0
         self._last_event_at = 0.0
-        self._topic: dict[str, str] = {}
         self._unit = None  # the open transaction's unit
 
     def stop(self) -> None:
@@ -206,7 +205,7 @@ class CaptureService:
         standalone = type(change) is Message and not change.transactional
         target = tracker.begin() if standalone else unit
         last_event = False
-        counts, send, topic = self._counts, self.publisher.send, self._topic
+        counts, send, topic = self._counts, self.publisher.send, self.publisher.topic
         try:
             for enc in self.normalizer.feed(change):
                 kind = enc.kind
@@ -230,10 +229,7 @@ class CaptureService:
                         metrics.SECURITY_EVENTS.labels(self.database).inc()
                         log.warning("security event in %s at %s: %s", self.database, event.source.change_lsn,
                                     event.payload.reason)
-                t = topic.get(kind)
-                if t is None:
-                    t = topic[kind] = self.publisher.topic(kind)
-                send(t, enc.key, enc.value, enc.headers, tracker.add(target, kind))
+                send(topic(kind), enc.key, enc.value, enc.headers, tracker.add(target, kind))
         except Poison as exc:
             self._dead_letter(payload, str(exc), target)
         if last_event:

@@ -6,7 +6,7 @@ import logging
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from pgtrail.errors import Fatal
+from pgtrail.errors import Fatal, classify_kafka
 from publisher.base import DeliveryCallback, TopicPublisher
 from publisher.settings import KafkaSettings
 from schemas.wire import Headers
@@ -15,8 +15,10 @@ log = logging.getLogger(__name__)
 
 
 def check_client_error(err: KafkaError, bootstrap: str) -> Fatal | None:
-    """A client-level error that no retry heals, as a one-line Fatal (else None: librdkafka
-    reconnects by itself, e.g. while a broker restarts)."""
+    """A client-level error that no retry heals (pgtrail.errors.classify_kafka), as a one-line Fatal
+    saying what to check; else None: librdkafka reconnects by itself, e.g. while a broker restarts."""
+    if classify_kafka(err) is not Fatal:
+        return None
     code = err.code()
     if code == KafkaError._AUTHENTICATION or code == KafkaError.SASL_AUTHENTICATION_FAILED:
         return Fatal(f"Kafka at {bootstrap} refused the credentials ({err.str()}): check "
@@ -24,9 +26,7 @@ def check_client_error(err: KafkaError, bootstrap: str) -> Fatal | None:
     if code == KafkaError._SSL:
         return Fatal(f"TLS with Kafka at {bootstrap} failed ({err.str()}): check the CA, certificates and "
                      "PGTRAIL_KAFKA_SECURITY_PROTOCOL")
-    if err.fatal():
-        return Fatal(f"the Kafka producer failed for good: {err.str()}")
-    return None
+    return Fatal(f"the Kafka client failed for good: {err.str()}")
 
 
 class LibrdkafkaPublisher(TopicPublisher):

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 from pydantic import TypeAdapter
 
-from schemas.events import SCHEMA_VERSION, Actor, DmlEvent, Event, Source, parse_event
+from schemas.events import SCHEMA_VERSION, Actor, Event, Source, parse_event
 from schemas.ids import PGTRAIL_NAMESPACE
 
 _json = msgspec.json.Encoder()
@@ -138,10 +138,4 @@ class DmlWire:
         return Encoded("dml", key, value, [_SPEC, ("ce_id", eid), *self._headers_tail], tags)
 
 
-def reference_dml(event: DmlEvent) -> Encoded:
-    """The pydantic path for one DML event (what DmlWire must equal); used by tests and the
-    normalizer's reference mode."""
-    return encode(event)
-
-
-__all__ = ["DmlWire", "Encoded", "Headers", "ce_source", "ce_type", "cloudevent_headers", "encode", "reference_dml"]
+__all__ = ["DmlWire", "Encoded", "Headers", "ce_source", "ce_type", "cloudevent_headers", "encode"]

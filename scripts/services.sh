@@ -47,6 +47,8 @@ install_packages() {
   command -v promtool >/dev/null || need+=(prometheus)
   command -v java >/dev/null || need+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || need+=(maven)
+  # systemd-analyze verifies deploy/systemd units in the tests (a linter: without it that test skips)
+  command -v systemd-analyze >/dev/null || need+=(systemd)
   if [ ${#need[@]} -gt 0 ]; then
     [ "$(id -u)" = 0 ] || die "missing packages ${need[*]}: run 'make setup' as root or install them"
     log "installing Debian packages: ${need[*]}"

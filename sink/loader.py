@@ -131,6 +131,7 @@ def _stage_ddl(name: str) -> str:
     return f"create temp table if not exists {_stage(name)} ({cols}) on commit delete rows"
 
 
+
 def _cast_list(name: str, alias: str = "") -> str:
     return ", ".join(f"{alias}{c}::{t}" if t in _STAGE_TYPE else f"{alias}{c}" for c, t in _TYPES[name])
 
@@ -288,6 +289,9 @@ class VaultLoader:
     def __init__(self, conn: psycopg.Connection, record_source: str = RECORD_SOURCE):
         self.conn = conn
         self.record_source = record_source
+        with conn.transaction():  # the session's staging tables, once: they live as long as the connection
+            for name in _TYPES:
+                conn.execute(_stage_ddl(name))
 
     def load(self, events: list[Event], rows: dict[str, list[tuple]] | None = None) -> set[UUID]:
         """`rows`: rows_for(events, record_source) made beforehand (by the sink, on its other thread)."""
@@ -295,9 +299,6 @@ class VaultLoader:
             rows = rows_for(events, self.record_source)
         with self.conn.transaction():
             with self.conn.cursor() as cur:
-                for name in _TYPES:
-                    if rows[name]:
-                        cur.execute(_stage_ddl(name))
                 # sorted keys: concurrent sinks take row locks in one order, so they do not deadlock
                 for name in _HUBS:
                     self._move(cur, name, rows[name])
@@ -339,7 +340,6 @@ class VaultLoader:
             if name is None:
                 continue  # the start is not in the vault (yet): the DDL keeps its execution id in sat_ddl
             hs = hk_script(name)
-            cur.execute(_stage_ddl("hub_script"))
             cur.execute(f"delete from {_stage('hub_script')}")  # emptied at commit; here it is used twice
             self._move(cur, "hub_script", [(hs, name, source)])
             links.append((hk_link(hs, hev), hs, hev, execution_id, source))

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-from pgtrail.errors import Fatal, Retryable, classify_kafka
+from pgtrail.errors import Fatal, classify_kafka
 from publisher.settings import KafkaSettings
 from sink.settings import SinkSettings
 
@@ -90,13 +90,9 @@ class LibrdkafkaReader:
                              "_ASSIGNMENT_LOST", "_NO_OFFSET", "STALE_MEMBER_EPOCH"))
 
     def __init__(self, kafka: KafkaSettings, settings: SinkSettings, client_id: str = "pgtrail-sink"):
-        from confluent_kafka import Consumer, KafkaError, KafkaException
+        from confluent_kafka import Consumer, KafkaException
 
         from publisher.librdkafka import check_client_error
-        # what no retry heals: the rest is a broker restarting or a leader moving
-        self._FATAL = frozenset((KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED,
-                                 KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
-                                 KafkaError._SSL))
         self._bootstrap = kafka.bootstrap
         self._check = check_client_error
         self.client_error: Fatal | None = None
@@ -152,10 +148,8 @@ class LibrdkafkaReader:
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
                     continue
-                if err.fatal() or err.code() in self._FATAL:
-                    raise Fatal(f"Kafka consumer failed: {err.str()}")
-                # librdkafka reconnects and refetches by itself (a broker restarting, a leader moving)
-                raise Retryable(f"Kafka consumer: {err.str()}")
+                # Retryable: librdkafka reconnects and refetches by itself (a broker restarting, a leader moving)
+                raise classify_kafka(err)(f"Kafka consumer: {err.str()}")
             out.append(Rec(m.topic(), m.partition(), m.offset(), m.value()))
         return out
 
@@ -171,10 +165,9 @@ class LibrdkafkaReader:
             if name in self._REBALANCED:
                 log.warning("offset commit failed after a rebalance (%s); records will be re-read", name)
                 return False
-            if err is not None and (err.fatal() or err.code() in self._FATAL):
-                raise Fatal(f"committing offsets failed: {err.str()}") from exc
-            # NOT_COORDINATOR, a broker restarting...: the vault has the batch; the next commit covers it
-            raise Retryable(f"committing offsets failed: {err.str() if err is not None else exc}") from exc
+            # NOT_COORDINATOR, a broker restarting...: Retryable; the vault has the batch, the next commit covers it
+            raise classify_kafka(err if err is not None else exc)(
+                f"committing offsets failed: {err.str() if err is not None else exc}") from exc
 
     def assigned(self) -> int:
         return len(self._consumer.assignment())

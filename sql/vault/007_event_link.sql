@@ -96,7 +96,10 @@ create or replace view vault.link_event_tenant with (security_invoker = true) as
 select vault.hk_link(hk_event, hk_tenant) as hk_event_tenant, hk_event, hk_tenant, load_ts, record_source
   from vault.link_event where hk_tenant is not null;
 
--- ------------------------------------------------------------------ tenant isolation on the new model
+-- ------------------------------------------------------------------ tenant isolation
+-- A reporting role per tenant sees only that tenant's events: row-level security on the link and on
+-- every table that holds facts of one event (keyed by hk_event). The loader (the tables' owner) is
+-- not subject to it; the views are security_invoker, so they are filtered too.
 alter table vault.link_event enable row level security;
 drop policy if exists tenant_reader on vault.link_event;
 create policy tenant_reader on vault.link_event for select to pgtrail_vault_reader
@@ -117,7 +120,7 @@ begin
 end
 $$;
 
--- ------------------------------------------------------------------ reporting on the new model
+-- ------------------------------------------------------------------ reporting views
 create or replace view vault.event_history with (security_invoker = true) as
 select s.event_id,
        s.kind,
@@ -185,8 +188,36 @@ select st.execution_id,
                       order by f.step_at desc limit 1) fin on true
  where st.status = 'started';
 
--- The dashboard of part 3, reading the link directly.
-create or replace function script_tracking.get_enterprise_dashboard(since timestamptz default now() - interval '30 days')
+-- ------------------------------------------------------------------ the original reporting API
+drop function if exists script_tracking.get_execution_history(integer, text, text, text, timestamptz);
+create function script_tracking.get_execution_history(
+    max_rows integer default 100,
+    script_name_filter text default null,
+    status_filter text default null,
+    tenant_filter text default null,
+    since timestamptz default null)
+returns table (execution_id uuid, script_name text, script_type text, version text, status text,
+               started_at timestamptz, finished_at timestamptz, duration_ms double precision,
+               rows_affected bigint, error text, ticket_number text, business_justification text,
+               executed_by text, tenant_id text, database_name text)
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select x.execution_id, x.script_name, x.script_type, x.version, x.status, x.started_at, x.finished_at,
+           x.duration_ms, x.rows_affected, x.error, x.ticket_number, x.business_justification, x.executed_by,
+           x.tenant_id, x.database_name
+      from vault.script_executions x
+     where (script_name_filter is null or x.script_name = script_name_filter)
+       and (status_filter is null or x.status = status_filter)
+       and (tenant_filter is null or x.tenant_id = tenant_filter)
+       and (since is null or x.started_at >= since)
+     order by x.started_at desc
+     limit max_rows
+$$;
+
+-- The enterprise dashboard: (section, name, value, detail) rows, read only from the vault.
+drop function if exists script_tracking.get_enterprise_dashboard(timestamptz);
+create function script_tracking.get_enterprise_dashboard(since timestamptz default now() - interval '30 days')
 returns table (section text, name text, value double precision, detail jsonb)
 language sql stable
 set search_path = pg_catalog, pg_temp
@@ -240,6 +271,10 @@ as $$
       from vault.link_event s join vault.hub_database d using (hk_database)
      group by d.database_name
 $$;
+
+grant select on vault.event_history, vault.script_executions to pgtrail_vault_reader;
+grant execute on function script_tracking.get_execution_history(integer, text, text, text, timestamptz),
+                          script_tracking.get_enterprise_dashboard(timestamptz) to pgtrail_vault_reader;
 
 grant usage on schema vault to pgtrail_vault_reader;
 grant select on all tables in schema vault to pgtrail_vault_reader;
