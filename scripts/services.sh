@@ -49,6 +49,8 @@ install_packages() {
   command -v mvn >/dev/null || need+=(maven)
   # systemd-analyze verifies deploy/systemd units in the tests (a linter: without it that test skips)
   command -v systemd-analyze >/dev/null || need+=(systemd)
+  # headless Chromium renders `pgtrail report` pages in the tests (the report is checked in a real browser)
+  command -v chromium >/dev/null || need+=(chromium)
   if [ ${#need[@]} -gt 0 ]; then
     [ "$(id -u)" = 0 ] || die "missing packages ${need[*]}: run 'make setup' as root or install them"
     log "installing Debian packages: ${need[*]}"
