@@ -347,5 +347,6 @@ class Normalizer:
                              parent_identity=body.get("parent_identity"),
                              statement=body.get("statement"), definition=definition,
                              rewrite=bool(body.get("rewrite")), cascade=bool(body.get("cascade")),
-                             execution_id=execution, untracked=execution is None and not detected)
+                             execution_id=execution, managed_by=body.get("managed_by"),
+                             untracked=execution is None and not detected and not body.get("managed_by"))
         return DdlEvent(event_id=eid, source=source, actor=actor, tags=tags_for(categories), payload=payload)

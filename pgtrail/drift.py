@@ -9,6 +9,7 @@ An object that no migration ever created or changed, but that DDL by hand did, i
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import psycopg
@@ -17,7 +18,32 @@ from pgtrail import schema_diff
 
 # consumer-side annotations and tracking state: not part of what a migration produces
 _ANNOTATIONS = {"classification", "policy"}
-_IGNORED_KEYS = {"tracked", "overrides"}
+# A table's indexes are objects with DDL events of their own (CREATE INDEX does not change the
+# table's definition in the vault): compared as themselves, not again inside their table.
+_IGNORED_KEYS = {"tracked", "overrides", "indexes"}
+# A foreign key's triggers are the constraint's implementation; the constraint is in its table.
+_INTERNAL = re.compile(r'^"?RI_ConstraintTrigger_')
+
+# Every live object of the kinds the event triggers record (pg_event_trigger_ddl_commands' classes),
+# outside the system schemas and pgtrail's own: identity as pg_identify_object gives it, which is
+# how the vault recorded it. Looked up by identity text, never parsed, so no name can fail to parse.
+_LIVE_OBJECTS = """
+with objects(classid, objid) as (
+    select 'pg_class'::regclass, c.oid from pg_class c where c.relkind in ('r', 'p', 'v', 'm', 'f', 'i', 'I', 'S')
+    union all select 'pg_proc'::regclass, p.oid from pg_proc p
+    union all select 'pg_trigger'::regclass, t.oid from pg_trigger t where not t.tgisinternal
+    union all select 'pg_type'::regclass, t.oid from pg_type t
+               where t.typtype in ('e', 'd', 'r', 'm')
+                  or (t.typtype = 'c' and (select relkind from pg_class where oid = t.typrelid) = 'c')
+    union all select 'pg_constraint'::regclass, c.oid from pg_constraint c
+    union all select 'pg_namespace'::regclass, n.oid from pg_namespace n)
+select o.classid::oid, o.objid, i.identity
+  from objects o, lateral pg_identify_object(o.classid, o.objid, 0) i
+ where coalesce(i.schema, i.identity) not in ('pg_catalog', 'information_schema', 'pg_toast', 'script_tracking')
+   and coalesce(i.schema, i.identity) not like 'pg\\_temp%'
+   and coalesce(i.schema, i.identity) not like 'pg\\_toast\\_temp%'
+   and not exists (select 1 from pg_depend d where d.classid = o.classid and d.objid = o.objid and d.deptype = 'e')
+"""
 
 
 def _comparable(definition: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -30,6 +56,8 @@ def _comparable(definition: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def find(source: psycopg.Connection, vault: psycopg.Connection) -> list[dict[str, Any]]:
+    """Every drifted object. `source` must be in autocommit mode: an object whose live definition
+    cannot be read is reported as such, and the others are still compared."""
     system_id, database = source.execute(
         "select system_identifier::text, current_database() from pg_control_system()").fetchone()
     rows = vault.execute("""
@@ -42,7 +70,9 @@ def find(source: psycopg.Connection, vault: psycopg.Connection) -> list[dict[str
          order by s.commit_lsn, s.position""", (system_id, database)).fetchall()
     by_object: dict[str, list[tuple]] = {}
     for row in rows:
-        by_object.setdefault(row[0], []).append(row)
+        if not _INTERNAL.match(row[0] or ""):
+            by_object.setdefault(row[0], []).append(row)
+    live_objects = {identity: (classid, objid) for classid, objid, identity in source.execute(_LIVE_OBJECTS)}
     drifted = []
     for identity, events in by_object.items():
         tracked = [e for e in events if not e[2] and (e[3] is not None or e[1].startswith("DROP"))]
@@ -50,7 +80,13 @@ def find(source: psycopg.Connection, vault: psycopg.Connection) -> list[dict[str
         after = events[events.index(last_tracked) + 1:] if last_tracked else events
         manual = [{"command": e[1], "by": e[4], "at": e[5], "statement": e[6]} for e in after if e[2]]
         expected = last_tracked[3] if last_tracked else None
-        live = _live_definition(source, identity)
+        try:
+            live = _live_definition(source, live_objects.get(identity))
+        except psycopg.Error as exc:
+            drifted.append({"object": identity, "database": database, "manual_changes": manual, "diff": [],
+                            "reason": f"live definition not readable: {exc.sqlstate} "
+                                      f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"})
+            continue
         live_differs = _comparable(expected) != _comparable(live)
         if not live_differs and not manual:
             continue
@@ -67,12 +103,11 @@ def find(source: psycopg.Connection, vault: psycopg.Connection) -> list[dict[str
     return drifted
 
 
-def _live_definition(source: psycopg.Connection, identity: str) -> dict[str, Any] | None:
-    """The live definition of a relation (table, view, index, sequence); None if it does not exist."""
-    row = source.execute("select to_regclass(%s)::oid", (identity,)).fetchone()
-    if not row or row[0] is None:
+def _live_definition(source: psycopg.Connection, address: tuple[int, int] | None) -> dict[str, Any] | None:
+    """The live definition of one object, as the event triggers record it; None if it does not exist."""
+    if address is None:
         return None
-    return source.execute("select script_tracking.object_definition('pg_class'::regclass, %s)", (row[0],)).fetchone()[0]
+    return source.execute("select script_tracking.object_definition(%s, %s)", address).fetchone()[0]
 
 
 def render(drifted: list[dict[str, Any]]) -> str:

@@ -59,6 +59,8 @@ def install(dsn: str, part: str) -> list[str]:
         name = "?"
         try:
             with conn.transaction():
+                # the DDL below is pgtrail's own: the event triggers attribute it to pgtrail (part 3)
+                conn.execute("select set_config('pgtrail.installing', %s, true)", (part,))
                 for name, text in scripts(part):
                     conn.execute(text)
                     applied.append(name)

@@ -74,6 +74,8 @@ class DdlPayload(_Model):
     parent_identity: str | None = Field(None, description="the table of a column-level change (COMMENT ON COLUMN)")
     execution_id: UUID | None = Field(None, description="the tracked script or migration that ran this DDL")
     untracked: bool = Field(False, description="no tracked script or migration was running in the session")
+    managed_by: str | None = Field(None, description="pgtrail's own DDL ('pgtrail install', 'pgtrail tracking': "
+                                                     "the tracking trigger): attributed to pgtrail, never drift")
 
 
 class DdlEvent(_EventBase):

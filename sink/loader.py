@@ -82,7 +82,7 @@ _TABLES: dict[str, list[tuple[str, str]]] = {
     "sat_ddl": [("hk_event", "bytea"), ("command_tag", "text"), ("object_type", "text"), ("schema_name", "text"),
                 ("object_identity", "text"), ("statement", "text"), ("definition", "jsonb"), ("rewrite", "boolean"),
                 ("cascade_drop", "boolean"), ("parent_identity", "text"), ("execution_id", "uuid"),
-                ("untracked", "boolean"), ("record_source", "text")],
+                ("untracked", "boolean"), ("managed_by", "text"), ("record_source", "text")],
     "sat_row_change": [("hk_event", "bytea"), ("operation", "text"), ("schema_name", "text"), ("table_name", "text"),
                        ("primary_key", "jsonb"), ("new_values", "jsonb"), ("old_values", "jsonb"),
                        ("changed_columns", "text[]"), ("redacted", "jsonb"), ("unchanged_toast", "text[]"),
@@ -219,7 +219,7 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
         elif isinstance(ev, DdlEvent):
             rows["sat_ddl"][hev] = (hev, p.command_tag, p.object_type, p.schema_name, p.object_identity,
                                     p.statement, _json(p.definition), p.rewrite, p.cascade, p.parent_identity,
-                                    p.execution_id, p.untracked, record_source)
+                                    p.execution_id, p.untracked, p.managed_by, record_source)
             if p.execution_id is not None:
                 _link_script(rows, None, p.execution_id, hev, record_source)
             if src.commit_lsn is not None and (p.definition is not None or p.command_tag.startswith("DROP")):

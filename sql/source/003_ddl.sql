@@ -122,6 +122,28 @@ begin
 end
 $$;
 
+-- pgtrail's own DDL: the tracking trigger that track_table/untrack_table create and drop, and
+-- what `pgtrail install` runs (it sets pgtrail.installing in its transaction; honoured only for an
+-- admin, so nobody else can pass their DDL off as pgtrail's). Such DDL is attributed to pgtrail,
+-- never reported as untracked or as drift. obj_id is null for a dropped object.
+create or replace function script_tracking._managed_by(class_id oid, obj_id oid, identity text)
+returns text
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if class_id = 'pg_trigger'::regclass and identity like 'pgtrail\_context on %'
+       and (obj_id is null or exists (select 1 from pg_trigger where oid = obj_id
+                                         and tgfoid = to_regproc('script_tracking.emit_context'))) then
+        return 'pgtrail tracking';
+    end if;
+    if coalesce(current_setting('pgtrail.installing', true), '') <> '' and script_tracking._is_admin() then
+        return 'pgtrail install';
+    end if;
+    return null;
+end
+$$;
+
 create or replace function script_tracking.on_ddl_command_start()
 returns event_trigger
 language plpgsql security definer
@@ -158,6 +180,9 @@ begin
     for r in select * from pg_event_trigger_ddl_commands() loop
         continue when r.in_extension;
         continue when r.schema_name = 'script_tracking' or r.schema_name like 'pg\_temp%';
+        -- a foreign key's internal triggers belong to its constraint, which the table's definition holds
+        continue when r.classid = 'pg_trigger'::regclass
+                  and exists (select 1 from pg_trigger where oid = r.objid and tgisinternal);
         key := r.classid || '/' || r.objid || '/' || r.objsubid;
         continue when key = any(seen);
         seen := seen || key;
@@ -181,6 +206,7 @@ begin
             'statement', current_query(),
             'definition', script_tracking.object_definition(r.classid, r.objid),
             'rewrite', position(',' || r.objid || ',' in rewritten) > 0,
+            'managed_by', script_tracking._managed_by(r.classid, r.objid, r.object_identity),
             'actor', who));
 
         -- New tables in a tracked schema are tracked from their creation on.
@@ -219,6 +245,8 @@ begin
                  or (normal and object_type not in ('default value', 'rule'))
                  or object_type in ('sequence', 'index', 'trigger') loop
         continue when r.schema_name in ('script_tracking', 'pg_toast') or r.is_temporary;
+        -- a foreign key's internal triggers go with their constraint (not reported when created either)
+        continue when r.object_type = 'trigger' and r.object_identity like '"RI\_ConstraintTrigger\_%';
         perform script_tracking._emit('ddl', jsonb_build_object(
             'command_tag', tg_tag,
             'object_type', r.object_type,
@@ -226,6 +254,7 @@ begin
             'object_identity', r.object_identity,
             'statement', current_query(),
             'cascade', not r.original,
+            'managed_by', script_tracking._managed_by(r.classid, null, r.object_identity),
             'actor', who));
     end loop;
 end

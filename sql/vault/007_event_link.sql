@@ -35,6 +35,9 @@ create table if not exists vault.link_event (
     record_source     text        not null
 );
 
+-- pgtrail's own DDL (its install, the tracking trigger): attributed to pgtrail, never drift
+alter table vault.sat_ddl add column if not exists managed_by text;
+
 -- The link hash key of two hub keys, as sink/hashing.py's hk_link computes it.
 create or replace function vault.hk_link(a bytea, b bytea)
 returns bytea
@@ -139,7 +142,7 @@ select s.event_id,
        rc.primary_key,
        rc.new_values,
        rc.old_values,
-       coalesce(op.name, sc.script_name, xs.script_name) as operation_name,
+       coalesce(op.name, sc.script_name, xs.script_name, ddl.managed_by) as operation_name,
        coalesce(op.status, sc.status, le.status) as status,
        coalesce(op.error, sc.error, sec.reason, le.error) as error,
        coalesce(sc.ticket_number, xs.ticket_number) as ticket_number,
