@@ -37,5 +37,11 @@ SOURCE_UP = Gauge("pgtrail_consumer_source_up",
                   ["database"])
 SOURCE_RESTARTS = Counter("pgtrail_consumer_source_restarts_total",
                           "Times a source's capture loop failed and was started again", ["database"])
+OVERSIZE_VALUES = Counter("pgtrail_consumer_oversize_values_total",
+                          "Values left out of events (and referenced) because the event exceeded Kafka's message "
+                          "limit", ["database"])
+ROWS_UNCAPTURABLE = Counter("pgtrail_consumer_rows_uncapturable_total",
+                            "UPDATE/DELETE of tracked tables with no replica identity (no primary key): "
+                            "wal2json sends no old row, so the row is not identified", ["database", "table"])
 LAST_EVENT = Gauge("pgtrail_consumer_last_event_timestamp_seconds",
                    "Unix time when the last event other than a heartbeat was read from the slot", ["database"])

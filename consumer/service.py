@@ -19,6 +19,7 @@ from consumer.acks import AckTracker, int_to_lsn, lsn_to_int
 from consumer.classify import Redactor
 from consumer.decoder import Begin, Commit, Message, decode
 from consumer.normalizer import Normalizer
+from consumer.oversize import fit
 from consumer.source import SourceSession
 from consumer.stream import ReplicationStream, SlotLost
 from pgtrail.errors import Fatal, Poison, Retryable, classify_kafka
@@ -206,6 +207,8 @@ class CaptureService:
         target = tracker.begin() if standalone else unit
         last_event = False
         counts, send, topic = self._counts, self.publisher.send, self.publisher.topic
+        limit = self.publisher.settings.max_request_size
+        room = limit - 65536  # below this no event needs a look (oversize.fit checks exactly)
         try:
             for enc in self.normalizer.feed(change):
                 kind = enc.kind
@@ -229,6 +232,12 @@ class CaptureService:
                         metrics.SECURITY_EVENTS.labels(self.database).inc()
                         log.warning("security event in %s at %s: %s", self.database, event.source.change_lsn,
                                     event.payload.reason)
+                if len(enc.value) > room:
+                    enc, left_out = fit(enc, limit)
+                    if left_out:
+                        metrics.OVERSIZE_VALUES.labels(self.database).inc(left_out)
+                        log.warning("%s event at %s: %d value(s) over Kafka's message limit (%d bytes) left out "
+                                    "and referenced", kind, getattr(change, "lsn", "?"), left_out, limit)
                 send(topic(kind), enc.key, enc.value, enc.headers, tracker.add(target, kind))
         except Poison as exc:
             self._dead_letter(payload, str(exc), target)

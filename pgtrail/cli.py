@@ -84,10 +84,10 @@ def _consume_fleet(args) -> int:
     cfg = config.load(args.config)
     chosen = cfg.select(args.source, config.parse_shard(args.shard) if args.shard else None)
     per_source = {s.name: cfg.consumer_settings(s) for s in chosen}
-    ensure_topics(cfg.kafka, list(EVENT_KINDS))
+    kafka = ensure_topics(cfg.kafka, list(EVENT_KINDS))
     _metrics_server(cfg.consumer.consumer_metrics_port if args.metrics_port is None else args.metrics_port)
     log.info("consuming %d of %d sources: %s", len(chosen), len(cfg.sources), ", ".join(per_source))
-    fleet = FleetConsumer(list(per_source), lambda name: _capture_service(per_source[name], cfg.kafka, name))
+    fleet = FleetConsumer(list(per_source), lambda name: _capture_service(per_source[name], kafka, name))
     _on_term(fleet.stop)
     fleet.run()
     return 0
@@ -106,7 +106,7 @@ def cmd_consume(args) -> int:
     if args.source or args.shard:
         raise Fatal("--source and --shard choose sources of a fleet: they need --config")
     settings, kafka = ConsumerSettings(), KafkaSettings()
-    ensure_topics(kafka, list(EVENT_KINDS))
+    kafka = ensure_topics(kafka, list(EVENT_KINDS))
     _metrics_server(settings.consumer_metrics_port if args.metrics_port is None else args.metrics_port)
     current: list[CaptureService] = []
     stopped = []

@@ -1,6 +1,7 @@
 """The publisher stage's interface, shared by its two Kafka drivers."""
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Callable, Protocol
 
 from schemas import Event
@@ -25,6 +26,7 @@ class Publisher(Protocol):
     """
 
     on_backpressure: Callable[[], None] | None
+    settings: Any  # publisher.settings.KafkaSettings; max_request_size is the largest record sent
 
     def send(self, topic: str, key: bytes, value: bytes, headers: Headers, on_delivery: DeliveryCallback) -> None: ...
 
@@ -66,6 +68,11 @@ class TopicPublisher:
 
     def dead_letter(self, raw: bytes, reason: str, origin: str, on_delivery: DeliveryCallback) -> None:
         headers = [("pgtrail_reason", reason.encode()[:4096]), ("pgtrail_origin", origin.encode())]
+        room = self.settings.max_request_size - 8192
+        if len(raw) > room:  # kept as far as Kafka takes it: its size and hash say what the rest was
+            headers += [("pgtrail_truncated_from", str(len(raw)).encode()),
+                        ("pgtrail_sha256", hashlib.sha256(raw).hexdigest().encode())]
+            raw = raw[:max(0, room)]
         self.send(self.settings.dead_letter_topic, origin.encode(), raw, headers, on_delivery)
 
 

@@ -45,6 +45,16 @@ class Actor(_Model):
     tenant_id: str | None = None
 
 
+class OversizeValue(_Model):
+    """A value too large for Kafka's message limit, left out of the event (consumer/oversize.py)."""
+
+    path: str = Field(description="where it was: payload.new.<column>, payload.old.<column>, payload.statement, ...")
+    size_bytes: int = Field(ge=0, description="its size: UTF-8 bytes of a text value, else of its JSON text")
+    sha256: str = Field(description="hex SHA-256 of those bytes, to check a value fetched later")
+    fetch: dict[str, Any] | None = Field(None, description="where to read it: table, column and the row's "
+                                                           "primary key (the current value, which may be newer)")
+
+
 class _EventBase(_Model):
     schema_version: int = Field(SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION,
                                 description="versions before this one still parse; a newer one is refused, never misread")
@@ -52,6 +62,9 @@ class _EventBase(_Model):
     source: Source
     actor: Actor | None = Field(None, description="null when the change carried no attribution")
     tags: list[str] = Field(default_factory=list, description="compliance tags (PII, PHI, FINANCIAL, HIPAA, GDPR, SOX)")
+    oversize: list[OversizeValue] = Field(
+        default_factory=list, description="values left out because the event would exceed Kafka's message limit; "
+                                          "a column left out of `new`/`old` is listed here, never sent as null")
 
     def object_key(self) -> str:
         """Kafka key: database.schema.object, so one object's events stay ordered."""

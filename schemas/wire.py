@@ -128,7 +128,7 @@ class DmlWire:
         cached = self._tables.get((schema, table))
         if cached is None or cached[2] is not tags:
             cached = self._tables[(schema, table)] = (
-                b',"tags":' + _tags_adapter.dump_json(tags) + b',"kind":"dml","payload":',
+                b',"tags":' + _tags_adapter.dump_json(tags) + b',"oversize":[],"kind":"dml","payload":',
                 f"{self.database}.{schema}.{table}".encode(), tags)
         tags_part, key, _ = cached
         start, mid1, mid2, tail = self._parts

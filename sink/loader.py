@@ -83,6 +83,8 @@ _TABLES: dict[str, list[tuple[str, str]]] = {
                 ("object_identity", "text"), ("statement", "text"), ("definition", "jsonb"), ("rewrite", "boolean"),
                 ("cascade_drop", "boolean"), ("parent_identity", "text"), ("execution_id", "uuid"),
                 ("untracked", "boolean"), ("managed_by", "text"), ("record_source", "text")],
+    "sat_oversize_value": [("hk_event", "bytea"), ("path", "text"), ("size_bytes", "bigint"), ("sha256", "text"),
+                           ("fetch_from", "jsonb"), ("record_source", "text")],
     "sat_row_change": [("hk_event", "bytea"), ("operation", "text"), ("schema_name", "text"), ("table_name", "text"),
                        ("primary_key", "jsonb"), ("new_values", "jsonb"), ("old_values", "jsonb"),
                        ("changed_columns", "text[]"), ("redacted", "jsonb"), ("unchanged_toast", "text[]"),
@@ -160,7 +162,7 @@ for _name in _HISTORY:
 _HUBS = ["hub_database", "hub_object", "hub_actor", "hub_tenant", "hub_script"]
 _AFTER_EVENTS = [name for name in _TYPES if name not in _HUBS and name != "link_event"]
 _KEY_COLUMNS = {name: 1 for name in _TYPES}  # rows sort by their first column (hash key) for lock order
-_KEY_COLUMNS.update({n: 2 for n in _HISTORY})
+_KEY_COLUMNS.update({n: 2 for n in _HISTORY}, sat_oversize_value=2)
 
 _encode_json = msgspec.json.Encoder(enc_hook=str).encode
 
@@ -211,6 +213,10 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
                 hev, ev.event_id, hdb, hobj, None, None, ev.kind, ev.schema_version, src.xid, src.commit_lsn,
                 src.change_lsn, src.position, src.commit_time, None, None, None, None, None, None, list(ev.tags),
                 record_source)
+        if ev.oversize:
+            for ref in ev.oversize:
+                rows["sat_oversize_value"][(hev, ref.path)] = (hev, ref.path, ref.size_bytes, ref.sha256,
+                                                               _json(ref.fetch), record_source)
         p = ev.payload
         if isinstance(ev, DmlEvent):
             sat_row_change[hev] = (hev, p.operation, p.schema_name, p.table, _json(p.primary_key), _json(p.new),

@@ -20,7 +20,9 @@ class SinkSettings(BaseSettings):
                              description="event kinds (topics) to load; heartbeats are not stored")
     max_batch: int = Field(2000, ge=1, description="records loaded per vault transaction at most")
     poll_timeout_ms: int = Field(500, ge=10)
-    max_event_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="larger records are dead-lettered as oversized")
+    max_event_bytes: int = Field(16 * 1024 * 1024, ge=1024,
+                                 description="larger records are dead-lettered as oversized (the consumer keeps "
+                                             "its events under the topics' max.message.bytes; keep this above it)")
     poison_ratio_limit: float = Field(0.5, gt=0, le=1, description="stop when this share of recent records is poison")
     poison_window: int = Field(200, ge=10, description="how many recent records the poison ratio looks at")
     metrics_port: int = Field(9642, ge=0, le=65535, description="0 disables the HTTP metrics server")

@@ -38,6 +38,19 @@ create table if not exists vault.link_event (
 -- pgtrail's own DDL (its install, the tracking trigger): attributed to pgtrail, never drift
 alter table vault.sat_ddl add column if not exists managed_by text;
 
+-- Values left out of an event because it exceeded Kafka's message limit (consumer/oversize.py):
+-- where each was, its size and SHA-256, and where to read it (table, column, primary key).
+create table if not exists vault.sat_oversize_value (
+    hk_event      bytea       not null,
+    path          text        not null,
+    load_ts       timestamptz not null default clock_timestamp(),
+    size_bytes    bigint      not null,
+    sha256        text        not null,
+    fetch_from    jsonb,
+    record_source text        not null,
+    primary key (hk_event, path)
+);
+
 -- The link hash key of two hub keys, as sink/hashing.py's hk_link computes it.
 create or replace function vault.hk_link(a bytea, b bytea)
 returns bytea

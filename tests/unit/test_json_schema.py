@@ -30,7 +30,7 @@ def test_schemas_cover_every_kind_and_require_the_envelope(tracked_lines):
 PREVIOUS = Path(__file__).parent / "fixtures" / "events_v1.jsonl"
 
 
-# optional payload fields added after events_v1.jsonl was written (null when absent)
+# optional payload fields added after events_v1.jsonl was written (null when absent; and `oversize`, [])
 ADDED_SINCE_V1 = {"ddl": ("managed_by",)}
 
 
@@ -45,7 +45,8 @@ def test_events_of_the_previous_release_still_parse_and_load():
     assert all(e.schema_version == 1 for e in events)
     for line, ev in zip(lines, events):  # nothing lost or reinterpreted on the way through the models
         doc = json.loads(ev.model_dump_json())
-        for field in ADDED_SINCE_V1.get(ev.kind, ()):  # optional fields added later: their default, nothing else
+        assert doc.pop("oversize") == []  # optional fields added later: their default, nothing else
+        for field in ADDED_SINCE_V1.get(ev.kind, ()):
             assert doc["payload"].pop(field) is None
         assert doc == json.loads(line)
     rows = rows_for([e for e in events if e.kind != "heartbeat"], "test")
