@@ -234,37 +234,74 @@ def classify(sql: str | None) -> Classification:
     """Category, command tag, object type and object of the first statement in `sql`."""
     if not sql:
         return Classification("other", None, None, None)
-    # the same statement text recurs (prepared statements, ORMs): short ones are remembered
-    return _classify_cached(sql) if len(sql) <= 4096 else _classify(sql)
+    if (m := _FAST.match(sql)) is not None and (fast := _fast(m)) is not None:
+        return fast  # most of a log: plain SELECT, INSERT, UPDATE, DELETE, cheaper than a cache look-up
+    if len(sql) > 4096:
+        return _classify(sql)
+    # The same statement recurs with other numbers and literals (ALTER SYSTEM SET work_mem = '64MB',
+    # a migration's DDL, prepared statements): each shape is classified once.
+    found = _parse_shape(_SHAPE.sub(_shape_of, sql))
+    return found if found is not None else _unknown(sql)
+
+
+# A statement's shape: numbers and the digits inside string literals replaced by 0. Quoted
+# identifiers, dollar-quoted bodies and comments are matched whole and kept, so that a quote inside
+# them is never taken for the start of a literal; a digit after a word character or '$' belongs to
+# a name or a parameter and is kept. Token kinds and names stay as they were, so a statement and its
+# shape classify the same (tests/unit/test_logimport_sqlclass.py checks it on every case).
+_SHAPE = re.compile(r"""(?P<keep>"(?:[^"]|"")*"|(?<![\w$])\$(?P<tag>(?:[^\W\d]\w*)?)\$.*?\$(?P=tag)\$|--[^\n]*|/\*.*?\*/)
+                      | (?P<literal>(?<![\w$])[Ee]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*')
+                      | (?<![\w$.])\d+""", re.S | re.X)
+_DIGITS = re.compile(r"\d+")
+
+
+def _shape_of(m: re.Match) -> str:
+    if m.group("keep") is not None:
+        return m.group()
+    if m.group("literal") is not None:
+        return _DIGITS.sub("0", m.group())
+    return "0"
 
 
 @lru_cache(maxsize=4096)
-def _classify_cached(sql: str) -> Classification:
-    return _classify(sql)
+def _parse_shape(shape: str) -> Classification | None:
+    return _parse(shape)
 
 
 _IDENT = r'(?:"(?:[^"]|"")*"|[^\W\d][\w$]*)'
 _FAST = re.compile(r"\s*(?:(?P<select>select)\b|(?P<verb>insert\s+into|update|delete\s+from)\s+(?P<only>only\s+)?"
                    rf"(?P<name>{_IDENT}(?:\s*\.\s*{_IDENT})*))", re.I)
+_IDENT_PART = re.compile(_IDENT)
+
+
+def _fast(m: re.Match) -> Classification | None:
+    if m.group("select"):
+        return Classification("query", "SELECT", None, None)
+    name = m.group("name")
+    if name.upper() in ("ONLY", "INTO", "FROM"):
+        return None
+    verb = m.group("verb").split()[0].upper()
+    return Classification("dml", verb, "table", ".".join(_ident("qident" if p[0] == '"' else "word", p)
+                                                         for p in _IDENT_PART.findall(name)))
 
 
 def _classify(sql: str) -> Classification:
-    if (m := _FAST.match(sql)) is not None:  # most of a log: plain SELECT, INSERT, UPDATE, DELETE
-        if m.group("select"):
-            return Classification("query", "SELECT", None, None)
-        name = m.group("name")
-        if not name.upper() in ("ONLY", "INTO", "FROM"):
-            verb = m.group("verb").split()[0].upper()
-            parts = re.findall(_IDENT, name)
-            return Classification("dml", verb, "table", ".".join(_ident("qident" if p[0] == '"' else "word", p)
-                                                                 for p in parts))
+    """Uncached: what classify() gives, by parsing `sql` itself."""
+    if (m := _FAST.match(sql)) is not None and (fast := _fast(m)) is not None:
+        return fast
+    found = _parse(sql)
+    return found if found is not None else _unknown(sql)
+
+
+def _parse(sql: str) -> Classification | None:
+    """The tokenizer's classification; None when it failed on this input."""
     try:
         t = _Tokens(sql)
         while t.peek() == ("op", "("):  # (SELECT ...) UNION ...
             t.next()
         return _statement(t)
     except Exception:  # a log may hold anything; the classification must never stop an import
-        return _unknown(sql)
+        return None
 
 
 def _unknown(sql: str) -> Classification:
