@@ -137,6 +137,14 @@ end
 $$;
 
 -- ------------------------------------------------------------------ reporting views
+-- Simulated history (script_tracking.import_historical_operations(days, true)) is never real: its
+-- log entries carry `simulated`, and so does the details of the LOG_IMPORT operation reporting it.
+create or replace function vault.simulated_operation(operation_type text, details jsonb)
+returns boolean
+language sql immutable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$ select operation_type = 'LOG_IMPORT' and coalesce((details ->> 'simulated')::boolean, false) $$;
+
 create or replace view vault.event_history with (security_invoker = true) as
 select s.event_id,
        s.kind,
@@ -162,7 +170,7 @@ select s.event_id,
        coalesce(ddl.execution_id, sc.execution_id) as execution_id,
        ddl.untracked,
        s.tags,
-       coalesce(le.simulated, false) as simulated,
+       coalesce(le.simulated, vault.simulated_operation(op.operation_type, op.details), false) as simulated,
        le.duration_ms as log_duration_ms
   from vault.link_event s
   left join vault.hub_object o on o.hk_object = s.hk_object
@@ -204,93 +212,9 @@ select st.execution_id,
                       order by f.step_at desc limit 1) fin on true
  where st.status = 'started';
 
--- ------------------------------------------------------------------ the original reporting API
-drop function if exists script_tracking.get_execution_history(integer, text, text, text, timestamptz);
-create function script_tracking.get_execution_history(
-    max_rows integer default 100,
-    script_name_filter text default null,
-    status_filter text default null,
-    tenant_filter text default null,
-    since timestamptz default null)
-returns table (execution_id uuid, script_name text, script_type text, version text, status text,
-               started_at timestamptz, finished_at timestamptz, duration_ms double precision,
-               rows_affected bigint, error text, ticket_number text, business_justification text,
-               executed_by text, tenant_id text, database_name text)
-language sql stable
-set search_path = pg_catalog, pg_temp
-as $$
-    select x.execution_id, x.script_name, x.script_type, x.version, x.status, x.started_at, x.finished_at,
-           x.duration_ms, x.rows_affected, x.error, x.ticket_number, x.business_justification, x.executed_by,
-           x.tenant_id, x.database_name
-      from vault.script_executions x
-     where (script_name_filter is null or x.script_name = script_name_filter)
-       and (status_filter is null or x.status = status_filter)
-       and (tenant_filter is null or x.tenant_id = tenant_filter)
-       and (since is null or x.started_at >= since)
-     order by x.started_at desc
-     limit max_rows
-$$;
-
--- The enterprise dashboard: (section, name, value, detail) rows, read only from the vault.
-drop function if exists script_tracking.get_enterprise_dashboard(timestamptz);
-create function script_tracking.get_enterprise_dashboard(since timestamptz default now() - interval '30 days')
-returns table (section text, name text, value double precision, detail jsonb)
-language sql stable
-set search_path = pg_catalog, pg_temp
-as $$
-    with ev as (
-        select s.hk_event, s.hk_database, s.kind, s.commit_time, s.session_user_name, s.tenant_id, s.tags
-          from vault.link_event s
-         where s.commit_time >= since or s.commit_time is null
-    )
-    select 'events by kind', kind, count(*)::float8, null::jsonb from ev group by kind
-    union all
-    select 'events by database', d.database_name, count(*)::float8, null
-      from ev join vault.hub_database d using (hk_database)
-     group by d.database_name
-    union all
-    (select 'events by actor', coalesce(session_user_name, '(unknown)'), count(*)::float8, null
-       from ev group by 2 order by 3 desc limit 20)
-    union all
-    (select 'events by tenant', coalesce(tenant_id, '(none)'), count(*)::float8, null
-       from ev group by 2 order by 3 desc limit 20)
-    union all
-    select 'failures', 'failed script executions', count(*)::float8, null
-      from vault.sat_script_execution x where x.status = 'failed' and x.step_at >= since
-    union all
-    select 'failures', 'failed tracked calls', count(*)::float8, null
-      from vault.sat_operation o join ev using (hk_event) where o.status = 'failed'
-    union all
-    select 'failures', 'security events (untrusted messages)', count(*)::float8, null
-      from vault.sat_security_event x join ev using (hk_event)
-    union all
-    select 'untracked DDL', coalesce(ddl.parent_identity, ddl.object_identity, ddl.command_tag), count(*)::float8,
-           jsonb_build_object('last', max(ev.commit_time), 'by', jsonb_agg(distinct ev.session_user_name))
-      from vault.sat_ddl ddl join ev using (hk_event) where ddl.untracked group by 2
-    union all
-    select 'sensitive data changes', rc.schema_name || '.' || rc.table_name, count(*)::float8,
-           jsonb_build_object('tags', (select jsonb_agg(distinct t) from unnest(array_agg(distinct ev.tags)) a(t)))
-      from vault.sat_row_change rc join ev using (hk_event) where cardinality(ev.tags) > 0 group by 2
-    union all
-    (select 'slowest scripts', x.script_name, x.duration_ms,
-            jsonb_build_object('execution_id', x.execution_id, 'status', x.status, 'started_at', x.started_at)
-       from vault.script_executions x where x.duration_ms is not null and x.started_at >= since
-      order by x.duration_ms desc limit 10)
-    union all
-    (select 'slowest statements', o.name, o.duration_ms,
-            jsonb_build_object('status', o.status, 'at', ev.commit_time)
-       from vault.sat_operation o join ev using (hk_event) where o.duration_ms is not null
-      order by o.duration_ms desc limit 10)
-    union all
-    select 'last activity', d.database_name, extract(epoch from max(s.commit_time)),
-           jsonb_build_object('at', max(s.commit_time))
-      from vault.link_event s join vault.hub_database d using (hk_database)
-     group by d.database_name
-$$;
+-- The reporting API (get_execution_history, get_enterprise_dashboard, get_object_history): part 8.
 
 grant select on vault.event_history, vault.script_executions to pgtrail_vault_reader;
-grant execute on function script_tracking.get_execution_history(integer, text, text, text, timestamptz),
-                          script_tracking.get_enterprise_dashboard(timestamptz) to pgtrail_vault_reader;
 
 grant usage on schema vault to pgtrail_vault_reader;
 grant select on all tables in schema vault to pgtrail_vault_reader;
