@@ -5,6 +5,8 @@ import logging
 from importlib import resources
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import Jsonb
 
 from pgtrail.dsn import describe_dsn
 from pgtrail.errors import Fatal
@@ -72,3 +74,46 @@ def install(dsn: str, part: str) -> list[str]:
                         f"{exc.sqlstate} {str(exc).strip().splitlines()[0]}") from exc
     log.info("applied %s on %s", ", ".join(f"{part}/{n}" for n in applied), describe_dsn(dsn))
     return applied
+
+
+# what a user mapping holds; everything else of the vault DSN is the foreign server's
+_CREDENTIALS = ("user", "password")
+
+
+def configure_vault_reports(dsn: str, vault_dsn: str) -> str:
+    """Let the original reporting functions run in this source database: a postgres_fdw server for
+    the vault and a user mapping with its credentials (sql/source/009_vault_reports.sql). The
+    password travels as a bound parameter: never in a statement's text (which the DDL event
+    records), never logged here. Returns where the reports read, without credentials."""
+    try:
+        params = {k: str(v) for k, v in conninfo_to_dict(vault_dsn).items() if v is not None}
+    except psycopg.ProgrammingError:
+        # the parser's message may quote the string, password included
+        raise Fatal("the vault DSN is not a valid connection string") from None
+    server = {k: v for k, v in params.items() if k not in _CREDENTIALS}
+    user = {k: v for k, v in params.items() if k in _CREDENTIALS}
+    with connect(dsn, "source") as conn:
+        try:
+            with conn.transaction():
+                conn.execute("select set_config('pgtrail.installing', 'source', true)")
+                # a server logging statements or their parameters must not log this one's
+                for setting, value in (("log_statement", "none"), ("log_min_duration_statement", "-1"),
+                                       ("log_parameter_max_length", "0")):
+                    conn.execute("select set_config(%s, %s, true)", (setting, value))
+                where = conn.execute("select script_tracking.configure_vault(%s, %s)",
+                                     (Jsonb(server), Jsonb(user))).fetchone()[0]
+        except psycopg.Error as exc:
+            raise Fatal(f"configuring the vault for reports failed on {describe_dsn(dsn)}: "
+                        f"{exc.sqlstate} {str(exc).strip().splitlines()[0]}") from exc
+    log.info("%s: %s", describe_dsn(dsn), where)
+    return where
+
+
+def check_vault_reports(dsn: str) -> str | None:
+    """None when the reports of this source database reach the vault, else the one-line reason."""
+    with connect(dsn, "source") as conn:
+        try:
+            conn.execute("select count(*) from script_tracking.get_execution_history(1)")
+        except psycopg.Error as exc:
+            return str(exc).strip().splitlines()[0]
+    return None
