@@ -43,8 +43,8 @@ revoke all on function script_tracking.import_postgres_logs(text, text, text) fr
 grant execute on function script_tracking.import_postgres_logs(text, text, text) to pgtrail_admin;
 
 -- A made-up but realistic server log (stderr, the prefix below): sessions of several users and
--- applications over `days` days, with DDL (one multi-line), DML, queries, role, database and
--- system commands, failed statements with their SQLSTATE, durations, connections.
+-- applications over the `days` days before now (never later), with DDL (one multi-line), DML,
+-- queries, role, database and system commands, failed statements with their SQLSTATE, durations, connections.
 create or replace function script_tracking._simulated_log(days integer, out content text, out prefix text)
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -75,15 +75,20 @@ declare
                            '42501|permission denied for table payroll|SELECT * FROM payroll'];
     out text[] := '{}';
     t timestamptz;
+    day_start timestamptz;
     pid integer;
     sess text;
     u text; app text; db text; client text; head text; stmt text; err text[];
     line integer;
 begin
     prefix := '%m [%p] %q%u@%d app=%a client=%h session=%c line=%l sqlstate=%e ';
+    -- Day d is the 24 hours ending d days ago: the whole history lies in the `days` days before
+    -- now, strictly in the past. A session starts at most 84,000 s into its day and lasts at most a
+    -- few minutes (8 statements 30 s apart), so it ends before its day does.
     for d in 0 .. greatest(days, 1) - 1 loop
+        day_start := now() - make_interval(days => d + 1);
         for s in 1 .. 6 + floor(random() * 6)::int loop
-            t := date_trunc('day', now()) - make_interval(days => d) + make_interval(secs => floor(random() * 80000));
+            t := day_start + make_interval(secs => floor(random() * 84000));
             pid := 1000 + floor(random() * 60000)::int;
             sess := to_hex(extract(epoch from t)::bigint) || '.' || to_hex(pid);
             u := users[1 + floor(random() * array_length(users, 1))::int];
@@ -116,7 +121,7 @@ begin
                            || lpad(floor(random() * 59)::int::text, 2, '0') || '.123 user=' || u || ' database=' || db
                            || ' host=' || client || ' port=' || (40000 + floor(random() * 20000)::int));
         end loop;
-        out := out || (to_char((date_trunc('day', now()) - make_interval(days => d)) at time zone 'UTC',
+        out := out || (to_char(day_start at time zone 'UTC',
                                'YYYY-MM-DD HH24:MI:SS.MS') || ' UTC [77] LOG:  checkpoint starting: time');
     end loop;
     content := array_to_string(out, E'\n') || E'\n';
