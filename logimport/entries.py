@@ -30,6 +30,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
@@ -38,7 +39,7 @@ from logimport.formats import Record
 from logimport.redact import redact_secrets
 from logimport.sqlclass import classify
 from schemas.events import Actor, LogImportEvent, LogImportPayload, Source
-from schemas.ids import log_entry_id
+from schemas.ids import PGTRAIL_NAMESPACE
 
 if TYPE_CHECKING:
     from logimport.reader import ParseReport
@@ -51,6 +52,29 @@ _NOT_A_STATEMENT = {"<previously logged>", "<not logged>", ""}
 _SESSION_TIME = re.compile(r"disconnection: session time: (?P<h>\d+):(?P<m>\d\d):(?P<s>\d\d(?:\.\d+)?)")
 _PAIR = re.compile(r"(\w+)=(\S*)")
 _ERRORS = {"ERROR", "FATAL", "PANIC"}
+_NOBODY: dict[str, str] = {}
+ATTRIBUTION = ("user", "database", "application", "client")  # what a session's connection lines say
+
+# What a message is to the builder (message_kind); feed() and logimport.parallel both go by it.
+ERROR, AUDIT, DURATION, STATEMENT, CONNECTION, DISCONNECTION, OTHER = range(7)
+
+
+def message_kind(record: Record) -> tuple[int, re.Match | None]:
+    """The kind of a record's message, with the match of its duration or statement pattern."""
+    message = record.message
+    if record.severity in _ERRORS:
+        return ERROR, None
+    if message.startswith("AUDIT: "):
+        return AUDIT, None
+    if (d := _DURATION.match(message)) is not None:
+        return DURATION, d
+    if (s := _STATEMENT.match(message)) is not None and record.severity == "LOG":
+        return STATEMENT, s
+    if message.startswith(("connection ", "replication connection ")):
+        return CONNECTION, None
+    if message.startswith("disconnection: "):
+        return DISCONNECTION, None
+    return OTHER, None
 
 
 @dataclass(slots=True)
@@ -99,36 +123,35 @@ class EntryBuilder:
         # who each process is, from its connection lines: fills user/database/application/client
         # for prefixes without %u %d %a %h (PostgreSQL's default '%m [%p] ' among them)
         self._sessions: OrderedDict[int | None, dict[str, str]] = OrderedDict()
+        self._ids = EntryIds(server)
+        self.last_digest: str | None = None  # the content hash behind the last event's id (None: %c/%l)
+        self.last_seen = 0
+        self.last_missing = 0
 
     def feed(self, record: Record) -> Iterator[LogImportEvent]:
         if record.truncated:
             self.report.truncated += 1
         pid = record.pid
-        message = record.message
-        if record.severity in _ERRORS:
+        kind, m = message_kind(record)
+        if kind == ERROR:
             yield from self._error(pid, record)
-            return
-        if message.startswith("AUDIT: "):
+        elif kind == AUDIT:
             yield from self._audit(pid, record)
-            return
-        if (d := _DURATION.match(message)) is not None:
-            yield from self._duration(pid, record, float(d.group("ms")), d.group("rest"))
-            return
-        if (s := _STATEMENT.match(message)) is not None and record.severity == "LOG":
+        elif kind == DURATION:
+            yield from self._duration(pid, record, float(m.group("ms")), m.group("rest"))
+        elif kind == STATEMENT:
             yield from self._flush(pid)
-            yield from self._hold(pid, statement_entry(record, s.group("sql")))
-            return
-        if message.startswith(("connection ", "replication connection ")):
+            yield from self._hold(pid, statement_entry(record, m.group("sql")))
+        elif kind == CONNECTION:
             entry = _connection(record)
-            self._remember(pid, entry, fresh=message.startswith("connection received"))
+            self.remember(pid, entry, fresh=record.message.startswith("connection received"))
             yield self._event(entry)
-            return
-        if message.startswith("disconnection: "):
+        elif kind == DISCONNECTION:
             yield from self._flush(pid)
             yield self._event(_disconnection(record))
-            self._sessions.pop(pid, None)
-            return
-        self.report.skip(f"server message, not a statement ({record.severity})")
+            self.forget(pid)
+        else:
+            self.report.skip(f"server message, not a statement ({record.severity})")
 
     def finish(self) -> Iterator[LogImportEvent]:
         while self._pending:
@@ -210,16 +233,21 @@ class EntryBuilder:
         yield from self._flush(pid)
         yield from self._hold(pid, entry)
 
-    def _remember(self, pid, entry: _Entry, fresh: bool) -> None:
+    def remember(self, pid, entry: _Entry, fresh: bool) -> None:
+        """Who process `pid` is, from a connection message (`fresh`: it starts a new session)."""
         if pid is None:
             return
         session = {} if fresh else self._sessions.pop(pid, {})
-        for name in ("user", "database", "application", "client"):
+        for name in ATTRIBUTION:
             if getattr(entry, name):
                 session[name] = getattr(entry, name)
         self._sessions[pid] = session
         if len(self._sessions) > self.max_seen:
             self._sessions.popitem(last=False)
+
+    def forget(self, pid) -> None:
+        """Process `pid` disconnected: its next connection is someone else's."""
+        self._sessions.pop(pid, None)
 
     # --- pending statements, bounded
 
@@ -240,24 +268,40 @@ class EntryBuilder:
 
     def _key(self, r: Record) -> str:
         if r.session_id and r.session_line is not None:
+            self.last_digest = None
             return f"{r.session_id}/{r.session_line}"
         digest = hashlib.sha256("\x1f".join((r.time_text or "", str(r.pid or ""), r.user or "", r.database or "",
                                              r.raw)).encode("utf-8", "replace")).hexdigest()
+        seen = self.count_seen(digest)
+        self.last_digest, self.last_seen = digest, seen
+        return f"sha256:{digest}/{seen}"
+
+    def count_seen(self, digest: str) -> int:
+        """How often this content hash was seen before in this input (exact duplicate lines)."""
         seen = self._seen.pop(digest, 0)
         self._seen[digest] = seen + 1
         if len(self._seen) > self.max_seen:
             self._seen.popitem(last=False)
-        return f"sha256:{digest}/{seen}"
+        return seen
+
+    def known(self, pid) -> dict[str, str]:
+        return self._sessions.get(pid, _NOBODY) if pid is not None else _NOBODY
 
     def _event(self, e: _Entry) -> LogImportEvent:
         r = e.record
-        known = self._sessions.get(r.pid, {}) if r.pid is not None else {}
-        user = e.user or r.user or known.get("user")
-        database = e.database or r.database or known.get("database")
-        app = e.application or r.application or known.get("application")
-        client = e.client or r.host or known.get("client")
-        actor = (Actor(session_user=user, application_name=app, client_addr=client, backend_pid=r.pid)
-                 if user or app or client or r.pid is not None else None)
+        user = e.user or r.user
+        database = e.database or r.database
+        app = e.application or r.application
+        client = e.client or r.host
+        # what the prefix did not say comes from the process's connection lines: `last_missing`
+        # tells a caller which of the four were looked up (logimport.parallel checks them)
+        missing = 0
+        if not (user and database and app and client):
+            known = self.known(r.pid)
+            missing = (not user) | (not database) << 1 | (not app) << 2 | (not client) << 3
+            user, database = user or known.get("user"), database or known.get("database")
+            app, client = app or known.get("application"), client or known.get("client")
+        self.last_missing = missing
         statement, _ = redact_secrets(e.statement)
         error, _ = redact_secrets(e.error)
         audit = ({k: redact_secrets(v)[0] if isinstance(v, str) else v for k, v in e.audit.items()}
@@ -270,9 +314,29 @@ class EntryBuilder:
             session_line=r.session_line, virtual_xid=r.vxid, xid=r.xid or None, query_id=r.query_id or None,
             backend_type=r.backend_type, audit=audit, simulated=self.simulated)
         return LogImportEvent(
-            event_id=log_entry_id(self.server, self._key(r)), actor=actor, payload=payload,
+            event_id=self._ids.id(self._key(r)), actor=actor(user, app, client, r.pid), payload=payload,
             source=Source(system_id=self.server, database=database or "unknown", slot="log-import",
                           commit_time=r.time, position=0))
+
+
+def actor(user: str | None, application: str | None, client: str | None, pid: int | None) -> Actor | None:
+    """An entry's actor; None when the log says nothing about who."""
+    if user or application or client or pid is not None:
+        return Actor(session_user=user, application_name=application, client_addr=client, backend_pid=pid)
+    return None
+
+
+class EntryIds:
+    """schemas.ids.log_entry_id for one server, the hash of its constant head computed once
+    (tests/unit/test_logimport_entries.py checks both give the same ids)."""
+
+    def __init__(self, server: str):
+        self._head = hashlib.sha1(PGTRAIL_NAMESPACE.bytes + f"log/{server}/".encode())
+
+    def id(self, key: str) -> uuid.UUID:
+        h = self._head.copy()
+        h.update(key.encode())
+        return uuid.UUID(bytes=h.digest()[:16], version=5)
 
 
 def parse_audit(text: str) -> dict[str, Any]:

@@ -187,3 +187,12 @@ def test_pending_statements_are_bounded():
         assert len(builder._pending) <= 3 and len(builder._seen) <= 5
     out += builder.finish()
     assert sorted(e.payload.statement for e in out) == sorted(f"select {i}" for i in range(50))
+
+
+def test_entry_ids_are_schemas_log_entry_ids():
+    from logimport.entries import EntryIds
+    from schemas.ids import log_entry_id
+    for server in ("fixture", "7712193764098600281", "ü/x"):
+        ids = EntryIds(server)
+        for key in ("abc.1/7", "sha256:" + "0" * 64 + "/3", "é"):
+            assert ids.id(key) == log_entry_id(server, key)
