@@ -1,4 +1,8 @@
-"""`pgtrail history`: the tracked history read back from the vault (reads only the vault)."""
+"""`pgtrail history`: the tracked history read back from the vault (reads only the vault).
+
+The queries here and script_tracking.get_object_history (sql/vault/008_reports.sql) read the same
+view with the same object match; this module reads the view itself so that it also reads a vault
+of an earlier release."""
 from __future__ import annotations
 
 import json
@@ -19,6 +23,7 @@ select {_COLUMNS} from (
     select * from vault.event_history
      where (object_identity = %(object)s or object_identity like '%%.' || %(object)s)
        and (%(database)s::text is null or database_name = %(database)s)
+       and (%(simulated)s or not simulated)
      order by commit_time desc nulls last, commit_lsn desc, position desc
      limit %(limit)s) latest
  order by commit_time nulls first, commit_lsn, position
@@ -28,18 +33,23 @@ select {_COLUMNS} from (
 _LATEST = f"""
 select {_COLUMNS} from vault.event_history
  where event_id in (select s.event_id from vault.link_event s
+                     where %(simulated)s
+                        or not exists (select 1 from vault.sat_log_entry le where le.hk_event = s.hk_event and le.simulated)
                      order by s.commit_time desc nulls last, s.commit_lsn desc, s.position desc limit %(limit)s)
    and (%(database)s::text is null or database_name = %(database)s)
+   and (%(simulated)s or not simulated)
  order by commit_time nulls first, commit_lsn, position
 """
 
 
 def fetch(conn: psycopg.Connection, object_name: str | None = None, database: str | None = None,
-          limit: int = 1000) -> list[dict[str, Any]]:
-    """The latest `limit` events (of one object, when named), oldest first."""
+          limit: int = 1000, include_simulated: bool = False) -> list[dict[str, Any]]:
+    """The latest `limit` events (of one object, when named), oldest first. Simulated history
+    (import_historical_operations(days, true)) is left out unless `include_simulated`; its rows
+    then have `simulated` true and are marked in the table."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(_BY_OBJECT if object_name else _LATEST,
-                    {"object": object_name, "database": database, "limit": limit})
+                    {"object": object_name, "database": database, "limit": limit, "simulated": include_simulated})
         return cur.fetchall()
 
 
@@ -62,7 +72,8 @@ def _detail(row: dict[str, Any]) -> str:
         took = f" ({row['log_duration_ms']:.1f} ms)" if row.get("log_duration_ms") is not None else ""
         return f"{simulated}[from log] {' '.join((row['statement'] or '').split())}{took}{failed}"
     status = f" {row['status']}" if row.get("status") and row["status"] != "completed" else ""
-    return f"operation {row['operation_name']!r}{status}"
+    simulated = "[SIMULATED] " if row.get("simulated") else ""
+    return f"{simulated}operation {row['operation_name']!r}{status}"
 
 
 COLUMNS = [
