@@ -72,12 +72,14 @@ class CaptureService:
         self._stop = True
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
+        # pgtrail's SQL is checked before a slot is created: a slot left by a start that fails
+        # (tracking SQL not installed) would pin the source's WAL.
+        keys: dict[int, bytes] = {}
         try:
-            identity = self.stream.open()
+            identity = self.stream.open(before_slot=lambda: keys.update(self.session.signing_keys()))
         except SlotLost as exc:
             metrics.SLOT_LOST.labels(self.label or exc.database, self.slot).set(1)
             raise
-        keys = self.session.signing_keys()
         self.database = self.label or identity.database
         # Without an explicit key, hashed values are keyed by the source's first signing key: stable
         # across restarts, and secret wherever the signing key is.

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import select
 from dataclasses import dataclass
+from typing import Callable
 
 import psycopg2
 import psycopg2.errorcodes
@@ -63,9 +64,15 @@ class ReplicationStream:
         self.status_interval = status_interval
         self._conn = None
         self._cur = None
+        self.created_slot = False  # this open() created the slot: dropped again if the start fails
 
-    def open(self) -> SourceIdentity:
+    def open(self, before_slot: Callable[[], None] | None = None) -> SourceIdentity:
+        """Start streaming, creating the slot if it does not exist. `before_slot` runs after the
+        server's own checks and before the slot is created: what else a start needs is checked
+        there, so a start that cannot succeed leaves no slot pinning the source's WAL."""
         self._preflight()
+        if before_slot is not None:
+            before_slot()
         try:
             self._conn = psycopg2.connect(self.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
             self._cur = self._conn.cursor()
@@ -76,8 +83,30 @@ class ReplicationStream:
                                         status_interval=self.status_interval)
         except psycopg2.Error as exc:
             self.close()
+            self.drop_created_slot()
             raise _wrap(exc, "starting replication", self.dsn) from exc
         return SourceIdentity(str(system_id), dbname)
+
+    def drop_created_slot(self) -> None:
+        """Drop the slot this stream created, when the first start fails before anything was read:
+        a slot left behind would pin the source's WAL for ever."""
+        if not self.created_slot:
+            return
+        self.created_slot = False
+        self.close()
+        try:
+            conn = psycopg2.connect(self.dsn)
+            conn.autocommit = True
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots "
+                                "where slot_name = %s and not active", (self.slot,))
+            finally:
+                conn.close()
+            log.info("dropped replication slot %s, created by a start that failed", self.slot)
+        except psycopg2.Error as exc:
+            log.warning("could not drop replication slot %s created by a failed start (drop it with "
+                        "`pgtrail slots --drop %s`): %s", self.slot, self.slot, str(exc).strip())
 
     def _preflight(self) -> None:
         """Check what would otherwise fail obscurely: reachability, wal_level, slot state."""
@@ -109,6 +138,7 @@ class ReplicationStream:
     def _ensure_slot(self) -> None:
         try:
             self._cur.create_replication_slot(self.slot, output_plugin="wal2json")
+            self.created_slot = True
             log.info("created replication slot %s", self.slot)
         except psycopg2.errors.DuplicateObject:
             pass

@@ -35,21 +35,44 @@ def cmd_install(args) -> int:
         from pgtrail import config, fleet
         if args.dsn:
             raise Fatal("--dsn and --config exclude each other")
-        if args.part == "source":
-            return 1 if fleet.install_all(config.load(args.config), vault=False) else 0
-        if args.part == "all":
-            return 1 if fleet.install_all(config.load(args.config), vault=True) else 0
         cfg = config.load(args.config)
+        if args.part in ("source", "all"):
+            failed = fleet.install_all(cfg, vault=args.part == "all")
+            vault_dsn = args.vault_dsn or cfg.sink.vault_dsn.get_secret_value()
+            for entry in cfg.sources:
+                failed += _vault_reports(entry.dsn.get_secret_value(), vault_dsn, f"{entry.name}: ")
+            return 1 if failed else 0
         print(f"vault: applied {', '.join(install(cfg.sink.vault_dsn.get_secret_value(), 'vault'))}")
         return 0
+    source_dsn = None
     if args.part in ("source", "all"):
-        dsn = args.dsn or ConsumerSettings().source_dsn.get_secret_value()
+        dsn = source_dsn = args.dsn or ConsumerSettings().source_dsn.get_secret_value()
         print(f"source: applied {', '.join(install(dsn, 'source'))}")
         for table, reason in untrackable_tables(dsn):
             print(f"source: warning: {table} is tracked but its UPDATE and DELETE cannot be captured ({reason})")
     if args.part in ("vault", "all"):
         dsn = (args.dsn if args.part == "vault" else None) or SinkSettings().vault_dsn.get_secret_value()
         print(f"vault: applied {', '.join(install(dsn, 'vault'))}")
+    # the original reporting functions in the source database read this vault: --vault-dsn, else
+    # PGTRAIL_VAULT_DSN when it is set (never the built-in default)
+    vault_dsn = args.vault_dsn or (SinkSettings().vault_dsn.get_secret_value()
+                                   if os.environ.get("PGTRAIL_VAULT_DSN") else None)
+    if source_dsn and vault_dsn:
+        return _vault_reports(source_dsn, vault_dsn, "source: ")
+    return 0
+
+
+def _vault_reports(dsn: str, vault_dsn: str, label: str) -> int:
+    """Configure the source's reporting functions to read the vault; 1 when that failed."""
+    from pgtrail.install import check_vault_reports, configure_vault_reports
+    try:
+        print(f"{label}{configure_vault_reports(dsn, vault_dsn)}")
+    except Fatal as exc:
+        print(f"{label}FAILED: {exc}")
+        return 1
+    problem = check_vault_reports(dsn)
+    if problem:
+        print(f"{label}warning: reports cannot read the vault yet: {problem}")
     return 0
 
 
@@ -179,17 +202,19 @@ def cmd_slots(args) -> int:
     if args.config and args.dsn:
         raise Fatal("--dsn and --config exclude each other")
     if args.config:
-        dsns = [s.dsn.get_secret_value() for s in config.load(args.config).sources]
+        sources = config.load(args.config).sources
+        dsns, names = [s.dsn.get_secret_value() for s in sources], [s.slot_name for s in sources]
     else:
-        dsns = [args.dsn or ConsumerSettings().source_dsn.get_secret_value()]
+        settings = ConsumerSettings()
+        dsns, names = [args.dsn or settings.source_dsn.get_secret_value()], [settings.slot]
     problems: list[str] = []
     if args.drop:
-        owners = [d for d in dsns if any(r["slot"] == args.drop for r in fleet.list_slots([d], problems))]
+        owners = [d for d in dsns if any(r["slot"] == args.drop for r in fleet.list_slots([d], problems, names))]
         if not owners:
             raise Fatal(f"no pgtrail slot named {args.drop!r} on the {len(dsns) - len(problems)} reachable server(s)")
-        print(fleet.drop_slot(owners[0], args.drop, args.force))
+        print(fleet.drop_slot(owners[0], args.drop, args.force, names))
         return 0
-    print(fleet.render_slots(fleet.list_slots(dsns, problems), args.json))
+    print(fleet.render_slots(fleet.list_slots(dsns, problems, names), args.json))
     for p in problems:
         print(f"pgtrail: warning: not listed, unreachable: {p}", file=sys.stderr)
     return 1 if problems else 0
@@ -234,7 +259,7 @@ def cmd_history(args) -> int:
     from sink.settings import SinkSettings
     dsn = args.dsn or SinkSettings().vault_dsn.get_secret_value()
     with connect(dsn, "vault") as conn:
-        rows = history.fetch(conn, args.object, args.database, args.limit)
+        rows = history.fetch(conn, args.object, args.database, args.limit, args.simulated)
     print(history.render_json(rows) if args.json else history.render_table(rows))
     return 0
 
@@ -367,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("part", choices=["source", "vault", "all"], nargs="?", default="all")
     s.add_argument("--dsn", help="overrides PGTRAIL_SOURCE_DSN / PGTRAIL_VAULT_DSN")
     s.add_argument("--config", help="fleet file: install on every source (and the vault of [sink])")
+    s.add_argument("--vault-dsn", help="with source/all: the vault the source's get_execution_history() and "
+                                       "get_enterprise_dashboard() read (default: PGTRAIL_VAULT_DSN if set, or "
+                                       "the fleet file's [sink] vault_dsn); a read-only role is enough")
     s.set_defaults(func=cmd_install)
 
     s = sub.add_parser("uninstall", help="remove the tracking SQL from a source database (idempotent)")
@@ -419,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("object", nargs="?", help="schema.table (or table) to restrict to")
     s.add_argument("--database")
     s.add_argument("--limit", type=int, default=1000)
+    s.add_argument("--simulated", action="store_true",
+                   help="include simulated history (import_historical_operations(days, true)), marked [SIMULATED]")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--dsn", help="vault DSN; overrides PGTRAIL_VAULT_DSN")
     s.set_defaults(func=cmd_history)

@@ -119,9 +119,15 @@ def _section(cls, data: dict[str, Any], where: str, forbidden: set[str] = frozen
 def load(path: str | Path) -> FleetConfig:
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise Fatal(f"config file {path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise Fatal(f"{path} is not UTF-8 (byte 0x{exc.object[exc.start]:02x} on line {line}): "
+                    "TOML files are UTF-8; convert it, e.g. iconv -f latin1 -t utf-8") from None
+    except OSError as exc:
+        raise Fatal(f"cannot read config file {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise Fatal(f"{path} is not valid TOML: {exc}") from None
     unknown = set(data) - {"sources", "consumer", "kafka", "sink"}

@@ -5,6 +5,7 @@ import json
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
+from typing import Iterable
 
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
@@ -158,9 +159,10 @@ def render_status(rows: list[SourceStatus], as_json: bool) -> str:
 
 # ------------------------------------------------------------------ slots
 
-def list_slots(dsns: list[str], problems: list[str] | None = None) -> list[dict]:
-    """pgtrail's slots (plugin wal2json, name starting with pgtrail) on every distinct cluster.
-    A server that cannot be reached is added to `problems` (when given) and the others still listed."""
+def list_slots(dsns: list[str], problems: list[str] | None = None, names: Iterable[str] = ()) -> list[dict]:
+    """pgtrail's slots on every distinct cluster: wal2json slots named pgtrail* or named by
+    pgtrail's configuration (`names`: PGTRAIL_SLOT, the fleet file's slots). A server that cannot
+    be reached is added to `problems` (when given) and the others still listed."""
     rows, seen = [], set()
     for dsn in dsns:
         try:
@@ -175,8 +177,9 @@ def list_slots(dsns: list[str], problems: list[str] | None = None) -> list[dict]
             for r in conn.execute(
                     "select slot_name, database, active, active_pid, confirmed_flush_lsn::text, wal_status, "
                     "       pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, safe_wal_size "
-                    "from pg_replication_slots where plugin = 'wal2json' and slot_name like 'pgtrail%' "
-                    "order by slot_name").fetchall():
+                    "from pg_replication_slots where plugin = 'wal2json' "
+                    "and (slot_name like 'pgtrail%%' or slot_name = any(%s)) order by slot_name",
+                    (list(names),)).fetchall():
                 if (system_id, r[0]) in seen:
                     continue
                 seen.add((system_id, r[0]))
@@ -195,7 +198,7 @@ def render_slots(rows: list[dict], as_json: bool) -> str:
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines)
 
 
-def drop_slot(dsn: str, slot: str, force: bool) -> str:
+def drop_slot(dsn: str, slot: str, force: bool, names: Iterable[str] = ()) -> str:
     """Drop one of pgtrail's slots. An active slot (a consumer is streaming it) is refused unless
     `force`, which ends that walsender first; the consumer then recreates the slot from now on,
     so the changes in between are not captured — which is why it is never the default."""
@@ -205,7 +208,7 @@ def drop_slot(dsn: str, slot: str, force: bool) -> str:
         if row is None:
             raise Fatal(f"no slot named {slot!r} on {describe_dsn(dsn)}")
         plugin, pid = row
-        if plugin != "wal2json" or not slot.startswith("pgtrail"):
+        if plugin != "wal2json" or not (slot.startswith("pgtrail") or slot in set(names)):
             raise Fatal(f"slot {slot!r} is not one of pgtrail's (plugin {plugin}): not dropping it")
         if pid is not None:
             if not force:

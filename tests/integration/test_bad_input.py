@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+from pgtrail.install import install
 from tests.conftest import KAFKA, dsn
 from tests.integration.conftest import ROOT, free_port
 
@@ -55,6 +56,7 @@ def test_invalid_setting():
 
 def test_wal2json_missing(spare_cluster):
     spare_cluster.start(dynamic_library_path=str(spare_cluster.root))  # a folder without wal2json
+    install(spare_cluster.dsn(), "source")  # pgtrail's SQL is checked first, before any slot is made
     rc, lines = run_pgtrail("consume", PGTRAIL_SOURCE_DSN=spare_cluster.dsn())
     assert_one_line_error(rc, lines, "wal2json", "postgresql-15-wal2json")
 
@@ -63,3 +65,10 @@ def test_wal_level_not_logical(spare_cluster):
     spare_cluster.start(wal_level="replica")
     rc, lines = run_pgtrail("consume", PGTRAIL_SOURCE_DSN=spare_cluster.dsn())
     assert_one_line_error(rc, lines, "wal_level", "logical")
+
+
+def test_a_fleet_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "fleet.toml"
+    path.write_bytes(f'[[sources]]\nname = "orders"\ndsn = "{dsn("postgres")}"  # Zürich\n'.encode("latin-1"))
+    rc, lines = run_pgtrail("slots", "--config", str(path))
+    assert_one_line_error(rc, lines, "is not UTF-8", "line 3")

@@ -93,3 +93,58 @@ def test_a_stalled_kafka_never_trips_wal_sender_timeout(spare_cluster, tmp_path)
     text = (tmp_path / "consumer.log").read_text()
     assert "capture interrupted" not in text, text  # the stream never broke
     assert "replication timeout" not in spare_cluster.log.read_text()
+
+
+def test_a_start_that_fails_leaves_no_slot_and_slots_lists_configured_names(tmp_path):
+    """A consumer started where pgtrail's SQL is not installed fails before creating its slot; a
+    slot that a failed start did create is dropped again; `pgtrail slots` lists and drops a slot
+    named by the configuration even when its name does not start with pgtrail."""
+    from consumer.stream import ReplicationStream
+    from tests.conftest import dsn
+    from tests.integration.conftest import _drop_database
+
+    db = f"t_noinstall_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(dsn("postgres"), autocommit=True) as conn:
+        conn.execute(f"create database {db}")
+    slot = f"app_cdc_{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "PGTRAIL_SOURCE_DSN": dsn(db), "PGTRAIL_SLOT": slot, "PGTRAIL_KAFKA_BOOTSTRAP": KAFKA,
+           "PGTRAIL_KAFKA_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:6]}", "PGTRAIL_CONSUMER_METRICS_PORT": "0"}
+
+    def slots_named(name):
+        with psycopg.connect(dsn("postgres"), autocommit=True) as conn:
+            return conn.execute("select count(*) from pg_replication_slots where slot_name = %s", (name,)).fetchone()[0]
+
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pgtrail.cli", "consume"], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert "not installed" in proc.stderr and "pgtrail install source" in proc.stderr
+        assert slots_named(slot) == 0
+
+        class FailsAfterCreating(ReplicationStream):  # the start fails once the slot exists
+            def _ensure_slot(self):
+                super()._ensure_slot()
+                raise psycopg2.OperationalError("injected: START_REPLICATION refused")
+
+        import psycopg2
+        stream = FailsAfterCreating(dsn(db), slot, 1.0)
+        try:
+            stream.open()
+        except Exception as exc:  # noqa: BLE001 - classified by the stream; what matters is the slot
+            assert "injected" in str(exc)
+        else:
+            raise AssertionError("the injected failure did not happen")
+        assert slots_named(slot) == 0
+
+        # a slot by that name, left by anything: listed by `slots`, dropped by `slots --drop`
+        with psycopg.connect(dsn(db), autocommit=True) as conn:
+            conn.execute("select pg_create_logical_replication_slot(%s, 'wal2json')", (slot,))
+        listed = subprocess.run([sys.executable, "-m", "pgtrail.cli", "slots"], env=env, cwd=ROOT,
+                                capture_output=True, text=True, timeout=60)
+        assert slot in listed.stdout, listed.stdout + listed.stderr
+        dropped = subprocess.run([sys.executable, "-m", "pgtrail.cli", "slots", "--drop", slot], env=env, cwd=ROOT,
+                                 capture_output=True, text=True, timeout=60)
+        assert dropped.returncode == 0 and f"dropped slot {slot}" in dropped.stdout, dropped.stderr
+        assert slots_named(slot) == 0
+    finally:
+        _drop_database(db)

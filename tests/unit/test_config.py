@@ -112,3 +112,10 @@ def test_kafka_security_options_pass_through():
 def test_inconsistent_security_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         KafkaSettings(**kwargs)
+
+
+def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path):
+    path = tmp_path / "fleet.toml"
+    path.write_bytes('[[sources]]\nname = "orders"\n# Zürich\n'.encode("latin-1"))
+    with pytest.raises(Fatal, match=r"is not UTF-8 \(byte 0xfc on line 3\)"):
+        config.load(path)
