@@ -298,7 +298,8 @@ class Normalizer:
                 yield self._ddl(body, source, eid, actor)
             elif kind == "operation":
                 payload = OperationPayload(**{k: v for k, v in body.items() if k in _OPERATION_FIELDS})
-                yield OperationEvent(event_id=eid, source=source, actor=actor, payload=payload)
+                yield OperationEvent(event_id=eid, source=source, actor=actor,
+                                     tags=self._redact_arguments(payload), payload=payload)
             elif kind == "script":
                 payload = ScriptPayload(**{k: v for k, v in body.items() if k in _SCRIPT_FIELDS})
                 self._note_execution(payload, actor)
@@ -312,6 +313,20 @@ class Normalizer:
                 raise Poison(f"pgtrail message at {msg.lsn} has unknown kind {kind!r}")
         except (KeyError, ValueError, TypeError) as exc:
             raise Poison(f"pgtrail {kind} message at {msg.lsn} is incomplete: {exc!s}") from exc
+
+    def _redact_arguments(self, payload: OperationPayload) -> list[str]:
+        """A tracked call's arguments are classified and redacted as a row's columns are (name
+        rules, then the function's declared overrides); returns the event's compliance tags."""
+        details = payload.details
+        if not details or not isinstance(details.get("arguments"), dict):
+            return []
+        overrides = details.pop("argument_overrides", None) or {}
+        redacted: dict[str, str] = {}
+        categories: set[str] = set()
+        details["arguments"] = self.redactor.redact(details["arguments"], overrides, redacted, categories)
+        if redacted:
+            details["redacted"] = redacted
+        return tags_for(categories)
 
     def _note_execution(self, payload: ScriptPayload, actor: Actor | None) -> None:
         pid = actor.backend_pid if actor else None

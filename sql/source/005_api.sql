@@ -189,14 +189,68 @@ begin
 end
 $$;
 
--- One tracked call of a wrapped function (see create_tracking_wrapper).
+-- Explicit classification of a function's arguments (every overload of schema.function), as
+-- column_classification is for columns.
+create table if not exists script_tracking.argument_classification (
+    schema_name    text not null,
+    function_name  text not null,
+    argument_name  text not null,
+    classification text not null check (classification in ('PII', 'PHI', 'FINANCIAL', 'NONE')),
+    policy         text check (policy in ('mask', 'hash', 'drop', 'keep')),
+    primary key (schema_name, function_name, argument_name)
+);
+revoke all on script_tracking.argument_classification from public;
+grant select on script_tracking.argument_classification to public;
+grant insert, update, delete on script_tracking.argument_classification to pgtrail_admin;
+
+-- How the arguments of a wrapped function are classified beyond their names (the consumer applies
+-- the name rules and the redaction policy, exactly as to columns): an entry in
+-- script_tracking.argument_classification wins, then a tag in the function's comment,
+-- `pgtrail:<argument>=PII|PHI|FINANCIAL|NONE` and `pgtrail:<argument>.policy=mask|hash|drop|keep`.
+-- The answer has the form of a table's column overrides: {"arg": {"classification": .., "policy": ..}}.
+create or replace function script_tracking.argument_overrides(fn regprocedure)
+returns jsonb
+language sql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+    with f as (
+        select n.nspname, p.proname, coalesce(obj_description(p.oid, 'pg_proc'), '') as comment
+          from pg_proc p join pg_namespace n on n.oid = p.pronamespace where p.oid = fn
+    ),
+    tagged as (
+        select lower(m[1]) as argument_name, upper(m[2]) as classification, null::text as policy
+          from f, regexp_matches(f.comment, 'pgtrail:\s*([A-Za-z_][A-Za-z0-9_$]*)\s*=\s*(PII|PHI|FINANCIAL|NONE)\M', 'gi') m
+        union all
+        select lower(m[1]), null, lower(m[2])
+          from f, regexp_matches(f.comment, 'pgtrail:\s*([A-Za-z_][A-Za-z0-9_$]*)\.policy\s*=\s*(mask|hash|drop|keep)\M', 'gi') m
+    ),
+    declared as (
+        select c.argument_name, c.classification, c.policy, 1 as rank
+          from f join script_tracking.argument_classification c
+            on c.schema_name = f.nspname and c.function_name = f.proname
+        union all
+        select argument_name, max(classification), max(policy), 2 from tagged group by argument_name
+    ),
+    chosen as (select distinct on (argument_name) * from declared order by argument_name, rank)
+    select coalesce(jsonb_object_agg(argument_name, jsonb_strip_nulls(jsonb_build_object(
+               'classification', classification, 'policy', policy))), '{}')
+      from chosen
+$$;
+
+-- One tracked call of a wrapped function (see create_tracking_wrapper). The arguments go to the
+-- consumer with their declared classification, and are redacted there before they leave it (as a
+-- row's values are); secrets never leave the wrapper. tenant_id: the value of the argument the
+-- wrapper takes the tenant from; the session's pgtrail.tenant_id otherwise.
+drop function if exists script_tracking.track_call(regprocedure, jsonb, timestamptz, boolean, text, text);
 create or replace function script_tracking.track_call(fn regprocedure, arguments jsonb, started_at timestamptz,
                                                       succeeded boolean, error_message text default null,
-                                                      error_state text default null)
+                                                      error_state text default null, tenant_id text default null)
 returns void
 language plpgsql security definer
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    overrides jsonb := script_tracking.argument_overrides(fn);
 begin
     perform script_tracking._emit('operation', jsonb_build_object(
         'operation_id', gen_random_uuid(),
@@ -204,10 +258,12 @@ begin
         'operation_type', 'FUNCTION_CALL',
         'status', case when succeeded then 'completed' else 'failed' end,
         'duration_ms', round(extract(epoch from clock_timestamp() - started_at)::numeric * 1000, 3),
-        'details', jsonb_build_object('arguments', arguments),
+        'details', jsonb_build_object('arguments', arguments)
+                   || case when overrides <> '{}' then jsonb_build_object('argument_overrides', overrides)
+                           else '{}' end,
         'error', error_message,
         'error_state', error_state,
-        'actor', script_tracking.actor()), succeeded);
+        'actor', script_tracking.actor(tenant_id)), succeeded);
 end
 $$;
 

@@ -1,13 +1,21 @@
 -- pgtrail source side, part 6: tracking wrappers. Idempotent.
 --
--- script_tracking.create_tracking_wrapper('auth.login_user(text, text)') creates
+-- script_tracking.create_tracking_wrapper('auth.login_user(text, text, text)') creates
 -- auth.login_user_tracking with the same arguments (names, modes, defaults) and result type.
--- It calls the original, and tracks every call: who, how long, success or failure, and the
--- arguments, with those whose names say they hold a secret redacted. The original is untouched,
--- so existing callers keep working. The wrapper is SECURITY INVOKER: it can do nothing the
--- caller could not do by calling the original.
+-- It calls the original, and tracks every call: who, how long, success or failure, the tenant,
+-- and the arguments. Arguments get the same compliance treatment as columns: those whose names say
+-- they hold a secret (password, token, ...) never leave the wrapper; the others are classified
+-- PII / PHI / FINANCIAL by name, by script_tracking.argument_classification or by a tag in the
+-- function's comment, and redacted per policy by the consumer before the event leaves it.
+-- The tenant of a call is the value of its tenant argument: the one named by tenant_argument, or,
+-- when that is null, the one input argument whose name has the word tenant (tenant, p_tenant_id);
+-- tenant_argument => '' means none. Without one, the session's pgtrail.tenant_id.
+-- The original is untouched, so existing callers keep working. The wrapper is SECURITY INVOKER:
+-- it can do nothing the caller could not do by calling the original.
 
-create or replace function script_tracking.create_tracking_wrapper(signature text)
+drop function if exists script_tracking.create_tracking_wrapper(text);
+
+create or replace function script_tracking.create_tracking_wrapper(signature text, tenant_argument text default null)
 returns text
 language plpgsql
 -- No pinned search_path: the signature is resolved as the caller would resolve it. While the
@@ -29,6 +37,8 @@ declare
     call_expr text;
     body text;
     ddl text;
+    tenant_expr text := 'null';
+    candidates integer[];
 begin
     begin
         fn := signature::regprocedure;
@@ -74,6 +84,21 @@ begin
         end if;
     end loop;
 
+    if tenant_argument is not null and tenant_argument <> '' then
+        candidates := array(select i from generate_subscripts(names, 1) i
+                             where names[i] = tenant_argument and modes[i] in ('i', 'b'));
+        if cardinality(candidates) = 0 then
+            raise exception 'create_tracking_wrapper: % has no input argument named %', fn, quote_ident(tenant_argument)
+                using errcode = '42703';
+        end if;
+    elsif tenant_argument is null then
+        candidates := array(select i from generate_subscripts(names, 1) i
+                             where lower(names[i]) ~ '(^|_)tenant(_|$)' and modes[i] in ('i', 'b'));
+    end if;
+    if cardinality(candidates) = 1 then
+        tenant_expr := format('$%s::text', candidates[1]);
+    end if;
+
     wrapper_name := format('%I.%I', p.nspname, p.proname || '_tracking');
     result_type := pg_get_function_result(fn);
     call_expr := format('%s.%s(%s)', quote_ident(p.nspname), quote_ident(p.proname), array_to_string(call_args, ', '));
@@ -99,11 +124,11 @@ declare
     __state text;%s
 begin
     %s
-    perform script_tracking.track_call(%L::regprocedure, __args, __started, true);
+    perform script_tracking.track_call(%L::regprocedure, __args, __started, true, null, null, %s);
     %s
 exception when others then
     get stacked diagnostics __msg = message_text, __state = returned_sqlstate;
-    perform script_tracking.track_call(%L::regprocedure, __args, __started, false, __msg, __state);
+    perform script_tracking.track_call(%L::regprocedure, __args, __started, false, __msg, __state, %s);
     raise;
 end
 $wrapper$$f$,
@@ -111,10 +136,10 @@ $wrapper$$f$,
         array_to_string(arg_json, ', '),
         case when not p.proretset and array_length(out_targets, 1) is null and p.prorettype <> 'void'::regtype
              then format(E'\n    __result %s;', format_type(p.prorettype, null)) else '' end,
-        body, fn::text,
+        body, fn::text, tenant_expr,
         case when not p.proretset and array_length(out_targets, 1) is null and p.prorettype <> 'void'::regtype
              then 'return __result;' else 'return;' end,
-        fn::text);
+        fn::text, tenant_expr);
     execute ddl;
     execute format('comment on function %s(%s) is %L', wrapper_name, pg_get_function_identity_arguments(fn),
                    'pgtrail tracking wrapper of ' || fn::text);

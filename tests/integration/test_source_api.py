@@ -97,8 +97,12 @@ def test_tracking_wrappers(src, capture):
     calls = [o for o in of(capture.read(), OperationEvent) if o.payload.operation_type == "FUNCTION_CALL"]
     by_name = {o.payload.name: o for o in calls}
     login = by_name["auth.login_user(text,text,text)"]
-    assert login.payload.details["arguments"] == {"email": "a@b.c", "password": "***redacted***", "tenant": "t0"}
-    assert "hunter2" not in login.model_dump_json()
+    # an argument is classified as a column of its name would be: email is PII, hashed; the secret never left
+    args = login.payload.details["arguments"]
+    assert args["password"] == "***redacted***" and args["tenant"] == "t0"
+    assert args["email"].startswith("hmac-sha256:") and login.payload.details["redacted"] == {"email": "hash"}
+    assert login.tags == ["PII", "GDPR"] and login.actor.tenant_id == "t0"  # the tenant argument, found by name
+    assert "hunter2" not in login.model_dump_json() and "a@b.c" not in login.model_dump_json()
     assert login.payload.status == "completed" and login.payload.duration_ms >= 0
     assert by_name["auth.split(integer,integer)"].payload.details["arguments"] == {"x": 7, "rest": 10}
     fail = by_name["auth.fail(integer)"]
