@@ -25,10 +25,11 @@ import uuid
 import psycopg
 
 from consumer.stream import WAL2JSON_OPTIONS
+from pgtrail import local
 
 PG_HOST = os.environ.get("PGTRAIL_TEST_PG_HOST", "127.0.0.1")
-PG_PORT = os.environ.get("PGTRAIL_PG_PORT", "54329")
-KAFKA = os.environ.get("PGTRAIL_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+PG_PORT = str(local.pg_port())
+KAFKA = os.environ.get("PGTRAIL_KAFKA_BOOTSTRAP", local.default_bootstrap())
 CLIENTS = ("librdkafka", "kafka-python")
 
 

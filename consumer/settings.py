@@ -6,12 +6,15 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pgtrail import local
+
 
 class ConsumerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PGTRAIL_", extra="ignore")
 
-    source_dsn: SecretStr = Field(SecretStr("host=127.0.0.1 port=54329 user=postgres dbname=pgtrail_source"),
-                                  description="libpq DSN of the source database (may hold a password)")
+    source_dsn: SecretStr = Field(default_factory=lambda: SecretStr(local.default_dsn("pgtrail_source")),
+                                  description="libpq DSN of the source database (may hold a password); by default "
+                                              "the local service's (PGTRAIL_PG_PORT)")
     slot: str = Field("pgtrail", pattern=r"^[a-z0-9_]{1,63}$", description="logical replication slot")
     status_interval: float = Field(10.0, gt=0, description="seconds between standby status updates")
     max_pending_events: int = Field(20000, ge=1, description="stop reading WAL while this many events await Kafka")

@@ -6,6 +6,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pgtrail import local
+
 
 class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PGTRAIL_KAFKA_", extra="ignore")
@@ -13,7 +15,9 @@ class KafkaSettings(BaseSettings):
     client: Literal["librdkafka", "kafka-python"] = Field(
         "librdkafka", description="Kafka driver: librdkafka (confluent-kafka, keeps up with PostgreSQL's decoding) "
                                   "or kafka-python (pure Python, no native code, about a fifth of the rate)")
-    bootstrap: str = Field("127.0.0.1:19092", description="comma-separated host:port list")
+    bootstrap: str = Field(default_factory=local.default_bootstrap,
+                           description="comma-separated host:port list; by default the local service's "
+                                       "(PGTRAIL_KAFKA_PORT)")
     topic_prefix: str = Field("pgtrail", pattern=r"^[A-Za-z0-9._-]+$")
     linger_ms: int = Field(5, ge=0)
     batch_size: int = Field(262144, ge=1024)

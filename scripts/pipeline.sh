@@ -15,6 +15,9 @@ running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; 
 start_one() {
   local name=$1 cmd=$2 port=$3
   if running "$name"; then echo "[pipeline] $name already running (pid $(cat "$RUN/$name.pid"))" >&2; return; fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "[pipeline] port $port ($name metrics) is taken by another process; set $4 to a free port" >&2; exit 1
+  fi
   nohup setsid "$PGTRAIL" "$cmd" >> "$LOG/$name.log" 2>&1 < /dev/null &
   echo $! > "$RUN/$name.pid"
   for _ in $(seq 1 60); do
@@ -40,8 +43,8 @@ stop_one() {
 }
 
 case "${1:-}" in
-  start) start_one consumer consume "${PGTRAIL_CONSUMER_METRICS_PORT:-9641}"
-         start_one sink sink "${PGTRAIL_SINK_METRICS_PORT:-9642}" ;;
+  start) start_one consumer consume "${PGTRAIL_CONSUMER_METRICS_PORT:-9641}" PGTRAIL_CONSUMER_METRICS_PORT
+         start_one sink sink "${PGTRAIL_SINK_METRICS_PORT:-9642}" PGTRAIL_SINK_METRICS_PORT ;;
   stop) stop_one consumer; stop_one sink ;;
   status) for n in consumer sink; do
             if running "$n"; then echo "$n  up    pid $(cat "$RUN/$n.pid")"; else echo "$n  down"; fi

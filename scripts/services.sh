@@ -14,10 +14,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HOME_DIR="${PGTRAIL_HOME:-$ROOT/.pgtrail}"
 PG_PORT="${PGTRAIL_PG_PORT:-54329}"
 KAFKA_PORT="${PGTRAIL_KAFKA_PORT:-19092}"
-KAFKA_CONTROLLER_PORT="${PGTRAIL_KAFKA_CONTROLLER_PORT:-19093}"
+# One setting per service (pgtrail/local.py reads the same ones for every default DSN and
+# bootstrap): Kafka's controller and SASL listeners follow PGTRAIL_KAFKA_PORT unless set themselves.
+KAFKA_CONTROLLER_PORT="${PGTRAIL_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
 # A second listener with SASL (PLAIN and SCRAM-SHA-256) for the tests of Kafka security settings.
 # The account is a local test account, not a secret: it only opens this loopback broker.
-KAFKA_SASL_PORT="${PGTRAIL_KAFKA_SASL_PORT:-19094}"
+KAFKA_SASL_PORT="${PGTRAIL_KAFKA_SASL_PORT:-$((KAFKA_PORT + 2))}"
 KAFKA_SASL_USER="pgtrail"
 KAFKA_SASL_PASSWORD="pgtrail-local-test"
 PG_BIN="/usr/lib/postgresql/15/bin"
@@ -133,11 +135,13 @@ EOF
 }
 
 pg_start() {
-  pg_init
   if pg_running; then log "PostgreSQL already running on port $PG_PORT"; return; fi
+  port_free "$PG_PORT" PGTRAIL_PG_PORT
+  pg_init
   mkdir -p "$PG_RUN"; [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_RUN"
   touch "$PG_LOG"; [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_LOG"
-  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start >/dev/null \
+  # the port given at each start, so a changed PGTRAIL_PG_PORT moves an existing cluster too
+  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -o "-p $PG_PORT" -w -t 60 start >/dev/null \
     || { tail -20 "$PG_LOG" >&2; die "PostgreSQL did not start; see $PG_LOG"; }
   log "PostgreSQL running on 127.0.0.1:$PG_PORT"
 }
@@ -160,6 +164,11 @@ pg_create_databases() {
 kafka_pid() { [ -f "$KAFKA_DIR/kafka.pid" ] && cat "$KAFKA_DIR/kafka.pid"; }
 kafka_running() { local p; p="$(kafka_pid 2>/dev/null)" && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# every port a service binds is checked first: another checkout's or program's service on it
+# would otherwise be talked to silently
+port_free() {
+  if port_open "$1"; then die "port $1 is taken by another process; set $2 to a free port"; fi
+}
 
 kafka_configure() {
   mkdir -p "$KAFKA_DIR/data"
@@ -197,9 +206,11 @@ EOF
 }
 
 kafka_start() {
-  install_kafka_jars
   if kafka_running; then log "Kafka already running on port $KAFKA_PORT"; return; fi
-  port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by another process; set PGTRAIL_KAFKA_PORT"
+  port_free "$KAFKA_PORT" PGTRAIL_KAFKA_PORT
+  port_free "$KAFKA_CONTROLLER_PORT" PGTRAIL_KAFKA_CONTROLLER_PORT
+  port_free "$KAFKA_SASL_PORT" PGTRAIL_KAFKA_SASL_PORT
+  install_kafka_jars
   kafka_configure
   nohup setsid java -Xms256m -Xmx768m -XX:+UseG1GC -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
       -cp "$KAFKA_LIB/*" kafka.Kafka "$KAFKA_DIR/server.properties" \

@@ -4,11 +4,13 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pgtrail import local
+
 
 class SinkSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PGTRAIL_SINK_", extra="ignore", populate_by_name=True)
 
-    vault_dsn: SecretStr = Field(SecretStr("host=127.0.0.1 port=54329 user=postgres dbname=pgtrail_vault"),
+    vault_dsn: SecretStr = Field(default_factory=lambda: SecretStr(local.default_dsn("pgtrail_vault")),
                                  validation_alias=AliasChoices("PGTRAIL_VAULT_DSN", "PGTRAIL_SINK_VAULT_DSN"),
                                  description="libpq DSN of the vault database (may hold a password)")
     group_id: str = Field("pgtrail-sink", min_length=1)

@@ -1,9 +1,11 @@
 """Shared test settings: where the real services started by scripts/services.sh listen."""
 import os
 
+from pgtrail import local
+
 PG_HOST = os.environ.get("PGTRAIL_TEST_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("PGTRAIL_PG_PORT", "54329"))
-KAFKA = os.environ.get("PGTRAIL_KAFKA_BOOTSTRAP", f"127.0.0.1:{os.environ.get('PGTRAIL_KAFKA_PORT', '19092')}")
+PG_PORT = local.pg_port()
+KAFKA = os.environ.get("PGTRAIL_KAFKA_BOOTSTRAP", local.default_bootstrap())
 
 
 def dsn(dbname: str, user: str = "postgres", password: str | None = None) -> str:

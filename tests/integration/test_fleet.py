@@ -17,10 +17,11 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from pgtrail import local
 from tests.conftest import KAFKA, dsn
 from tests.integration.conftest import ROOT, _admin, _drop_database, _new_database, _port_open, free_port, wait_until
 
-SASL_PORT = int(os.environ.get("PGTRAIL_KAFKA_SASL_PORT", "19094"))
+SASL_PORT = local.kafka_sasl_port()
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:
