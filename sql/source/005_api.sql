@@ -45,8 +45,42 @@ as $$
     select encode(sha256(convert_to(replace(replace(script_content, E'\r\n', E'\n'), E'\r', E'\n'), 'UTF8')), 'hex')
 $$;
 
--- Start of a script execution; returns the execution id to pass to complete_/fail_script_execution.
--- Non-transactional: the attempt is on record even if its transaction rolls back.
+-- Executions started in the current transaction and not finished in it yet. A row lives only
+-- until its transaction ends (unlogged: nothing of it is in the WAL, so nothing of it is captured).
+create unlogged table if not exists script_tracking.pending_execution (
+    execution_id uuid        primary key,
+    statement_at timestamptz not null
+);
+revoke all on script_tracking.pending_execution from public;
+
+-- At commit, an execution its transaction started and did not finish is completed by that commit:
+-- the design's one call, `begin; select script_tracking.track_script_execution(...); <the script>;
+-- commit;`, is a complete record. Not when the call was the only statement of its transaction
+-- (autocommit, as `pgtrail migrate` starts one): the script runs later, in other transactions, and
+-- complete_/fail_script_execution finishes it (or the reports show it abandoned).
+create or replace function script_tracking._complete_at_commit()
+returns trigger
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    delete from script_tracking.pending_execution where execution_id = new.execution_id;
+    if found and statement_timestamp() > new.statement_at then
+        perform script_tracking._finish_execution(new.execution_id, 'completed',
+                                                  jsonb_build_object('completed_by', 'commit'), true);
+    end if;
+    return null;
+end
+$$;
+revoke all on function script_tracking._complete_at_commit() from public;
+
+drop trigger if exists complete_at_commit on script_tracking.pending_execution;
+create constraint trigger complete_at_commit after insert on script_tracking.pending_execution
+    deferrable initially deferred for each row execute function script_tracking._complete_at_commit();
+
+-- Start of a script execution; returns the execution id to pass to complete_/fail_script_execution
+-- (or completed by its transaction's commit: _complete_at_commit). Non-transactional: the attempt
+-- is on record even if its transaction rolls back.
 create or replace function script_tracking.track_script_execution(
     script_name text,
     script_type text default 'SCRIPT',
@@ -85,6 +119,7 @@ begin
                        extract(epoch from clock_timestamp())::text, false);
     perform set_config(script_tracking._execution_setting('tenant', id), coalesce(tenant_id, ''), false);
     perform set_config(script_tracking._execution_setting('name', id), script_name, false);
+    insert into script_tracking.pending_execution (execution_id, statement_at) values (id, statement_timestamp());
     return id;
 end
 $$;
@@ -107,6 +142,7 @@ as $$
 declare
     started numeric := nullif(current_setting(script_tracking._execution_setting('started', execution_id), true), '');
 begin
+    delete from script_tracking.pending_execution p where p.execution_id = _finish_execution.execution_id;
     perform script_tracking._emit('script', jsonb_build_object(
         'execution_id', execution_id,
         'status', status,
@@ -186,6 +222,36 @@ begin
     end;
     perform script_tracking.complete_script_execution(id, n);
     return id;
+end
+$$;
+
+-- The design's call, run: the same nine arguments in the same order as track_script_execution
+-- (replace track_ with run_), and the script content is run and its execution completed (or
+-- failed, recorded although the failure rolls the script back, and the error raised again).
+-- track_script_execution alone only records the start: complete_script_execution or
+-- fail_script_execution finish it; left unfinished, the reports show it abandoned after the
+-- vault's pgtrail.abandoned_after.
+create or replace function script_tracking.run_script_execution(
+    script_name text,
+    script_type text default 'SCRIPT',
+    category text default null,
+    script_content text default null,
+    file_path text default null,
+    version text default null,
+    tenant_id text default null,
+    business_justification text default null,
+    ticket_number text default null)
+returns uuid
+language plpgsql
+-- no pinned search_path: SECURITY INVOKER, and the script runs as if the caller ran it
+as $$
+begin
+    if script_content is null or btrim(script_content) = '' then
+        raise exception 'run_script_execution: no script content to run (track_script_execution records one run elsewhere)'
+            using errcode = '22023';
+    end if;
+    return script_tracking.run_tracked_script(script_name, script_content, script_type, category, file_path, version,
+                                              tenant_id, business_justification, ticket_number);
 end
 $$;
 
