@@ -123,7 +123,7 @@ class EntryBuilder:
         # who each process is, from its connection lines: fills user/database/application/client
         # for prefixes without %u %d %a %h (PostgreSQL's default '%m [%p] ' among them)
         self._sessions: OrderedDict[int | None, dict[str, str]] = OrderedDict()
-        self._ids = EntryIds(server)
+        self.ids = EntryIds(server)
         self.last_digest: str | None = None  # the content hash behind the last event's id (None: %c/%l)
         self.last_seen = 0
         self.last_missing = 0
@@ -144,7 +144,8 @@ class EntryBuilder:
             yield from self._hold(pid, statement_entry(record, m.group("sql")))
         elif kind == CONNECTION:
             entry = _connection(record)
-            self.remember(pid, entry, fresh=record.message.startswith("connection received"))
+            self.remember(pid, {name: value for name in ATTRIBUTION if (value := getattr(entry, name))},
+                          fresh=record.message.startswith("connection received"))
             yield self._event(entry)
         elif kind == DISCONNECTION:
             yield from self._flush(pid)
@@ -233,14 +234,12 @@ class EntryBuilder:
         yield from self._flush(pid)
         yield from self._hold(pid, entry)
 
-    def remember(self, pid, entry: _Entry, fresh: bool) -> None:
+    def remember(self, pid, fields: dict[str, str], fresh: bool) -> None:
         """Who process `pid` is, from a connection message (`fresh`: it starts a new session)."""
         if pid is None:
             return
         session = {} if fresh else self._sessions.pop(pid, {})
-        for name in ATTRIBUTION:
-            if getattr(entry, name):
-                session[name] = getattr(entry, name)
+        session.update(fields)
         self._sessions[pid] = session
         if len(self._sessions) > self.max_seen:
             self._sessions.popitem(last=False)
@@ -250,6 +249,26 @@ class EntryBuilder:
         self._sessions.pop(pid, None)
 
     # --- pending statements, bounded
+
+    def pending(self) -> list[_Entry]:
+        """The statements still waiting for their duration or error, oldest first."""
+        return list(self._pending.values())
+
+    def adopt(self, entries: list[_Entry]) -> None:
+        """Hold statements left pending by the part of the log a worker read (logimport.parallel),
+        in the order they would have been held had this builder read that part: by line."""
+        if not entries:
+            return
+        held = sorted([*self._pending.values(), *entries], key=lambda e: e.record.line)
+        self._pending = OrderedDict((e.record.pid, e) for e in held)
+        self._pending_chars += sum(len(e.record.raw) for e in entries)
+
+    def is_pending(self, pid) -> bool:
+        return pid in self._pending
+
+    def flush(self, pid) -> Iterator[LogImportEvent]:
+        """Let the statement pending for `pid` go (what the next statement of that process does)."""
+        return self._flush(pid)
 
     def _hold(self, pid, entry: _Entry) -> Iterator[LogImportEvent]:
         self._pending[pid] = entry
@@ -314,7 +333,7 @@ class EntryBuilder:
             session_line=r.session_line, virtual_xid=r.vxid, xid=r.xid or None, query_id=r.query_id or None,
             backend_type=r.backend_type, audit=audit, simulated=self.simulated)
         return LogImportEvent(
-            event_id=self._ids.id(self._key(r)), actor=actor(user, app, client, r.pid), payload=payload,
+            event_id=self.ids.id(self._key(r)), actor=actor(user, app, client, r.pid), payload=payload,
             source=Source(system_id=self.server, database=database or "unknown", slot="log-import",
                           commit_time=r.time, position=0))
 

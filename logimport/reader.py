@@ -212,7 +212,7 @@ class _Counting(io.RawIOBase):
 class _Lines:
     """(line number, text) of the input, decoded, line ends removed, each line capped."""
 
-    def __init__(self, stream, report: ParseReport):
+    def __init__(self, stream, report: ParseReport, first_line: int = 1):
         self.report = report
         self.binary_lines = 0
         self._owned: BinaryIO | None = None
@@ -226,7 +226,7 @@ class _Lines:
             self._file = gzip.GzipFile(fileobj=buffered, mode="rb")
         else:
             self._file = buffered
-        self._number = 0
+        self._number = first_line - 1
         self._head: list[tuple[int, str]] = []
 
     def __enter__(self) -> _Lines:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
@@ -19,9 +20,11 @@ from typing import Callable, TextIO
 import psycopg
 
 from logimport import LogFormatError, ParseReport, read_log
+from logimport.parallel import read_log_parallel, workers
 from pgtrail.dsn import describe_dsn
 from pgtrail.errors import Fatal, classify_kafka
 from publisher.base import Publisher
+from schemas.wire import Encoded
 
 MAX_IN_FLIGHT = 20000  # events handed to Kafka and not yet acknowledged: bounds memory on any file
 
@@ -93,9 +96,19 @@ class Progress:
         self.out.flush()
 
 
+def worker_pool(jobs: int) -> ProcessPoolExecutor | None:
+    """The processes that parse large logs (None for --jobs 1: everything in this process)."""
+    if jobs < 1:
+        raise Fatal(f"--jobs must be at least 1, not {jobs}")
+    return workers(jobs) if jobs > 1 else None
+
+
 def import_file(path: str, publisher: Publisher | None, *, server: str, log_format: str | None,
-                prefix: str | None, on_event: Callable | None = None) -> FileResult:
-    """Parse one file and publish its entries (publisher None: parse only, a dry run)."""
+                prefix: str | None, on_event: Callable | None = None,
+                pool: ProcessPoolExecutor | None = None, jobs: int = 1) -> FileResult:
+    """Parse one file and publish its entries (publisher None: parse only, a dry run). With a
+    `pool` of `jobs` workers, a large uncompressed file is cut into chunks parsed side by side
+    (logimport.parallel: the same events, ids and order as one process)."""
     report = ParseReport()
     result = FileResult(path, report)
     acks = _Acks(publisher)
@@ -105,11 +118,16 @@ def import_file(path: str, publisher: Publisher | None, *, server: str, log_form
         result.error = f"cannot read {path}: {exc.strerror}"
         return result
     progress = Progress(path, total)
+    options = dict(origin=os.path.abspath(path), log_format=log_format, prefix=prefix, server=server, report=report)
+    if pool is not None:
+        events = read_log_parallel(path, pool=pool, jobs=jobs, encoded=publisher is not None or on_event is not None,
+                                   on_chunk=lambda: progress.update(report), **options)
+    else:
+        events = read_log(path, **options)
     try:
-        for event in read_log(path, origin=os.path.abspath(path), log_format=log_format, prefix=prefix,
-                              server=server, report=report):
+        for event in events:
             if on_event is not None:
-                on_event(event)
+                on_event(event.event if isinstance(event, Encoded) else event)
             if publisher is not None:
                 if acks.pending >= MAX_IN_FLIGHT:
                     acks.wait_below(MAX_IN_FLIGHT // 2, timeout=120)
