@@ -359,7 +359,7 @@ class Normalizer:
         detected = body.get("detected_by") is not None
         payload = DdlPayload(command_tag=body["command_tag"], object_type=body.get("object_type"),
                              schema_name=body.get("schema_name"), object_identity=body.get("object_identity"),
-                             parent_identity=body.get("parent_identity"),
+                             parent_identity=body.get("parent_identity"), table_identity=body.get("table_identity"),
                              statement=body.get("statement"), definition=definition,
                              rewrite=bool(body.get("rewrite")), cascade=bool(body.get("cascade")),
                              execution_id=execution, managed_by=body.get("managed_by"),

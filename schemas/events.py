@@ -11,6 +11,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from schemas.ids import quote_ident
+
 SCHEMA_VERSION = 1
 
 EventKind = Literal["ddl", "dml", "operation", "script", "heartbeat", "security", "log_import"]
@@ -85,6 +87,8 @@ class DdlPayload(_Model):
     rewrite: bool = Field(False, description="the command rewrote the table (table_rewrite fired)")
     cascade: bool = Field(False, description="dropped because something it depended on was dropped")
     parent_identity: str | None = Field(None, description="the table of a column-level change (COMMENT ON COLUMN)")
+    table_identity: str | None = Field(None, description="the table a trigger, constraint, policy or rule belongs to: "
+                                                         "its events are keyed (and partitioned) with the table's")
     execution_id: UUID | None = Field(None, description="the tracked script or migration that ran this DDL")
     untracked: bool = Field(False, description="no tracked script or migration was running in the session")
     managed_by: str | None = Field(None, description="pgtrail's own DDL ('pgtrail install', 'pgtrail tracking': "
@@ -98,7 +102,7 @@ class DdlEvent(_EventBase):
     def object_key(self) -> str:
         # a column-level change goes with its table, so one table's events stay in one partition, in order
         p = self.payload
-        return f"{self.source.database}.{p.parent_identity or p.object_identity or p.command_tag}"
+        return f"{self.source.database}.{p.parent_identity or p.table_identity or p.object_identity or p.command_tag}"
 
 
 class DmlPayload(_Model):
@@ -121,7 +125,8 @@ class DmlEvent(_EventBase):
     payload: DmlPayload
 
     def object_key(self) -> str:
-        return f"{self.source.database}.{self.payload.schema_name}.{self.payload.table}"
+        # as the table's DDL events name it (pg_identify_object): one table, one key, one partition
+        return f"{self.source.database}.{quote_ident(self.payload.schema_name)}.{quote_ident(self.payload.table)}"
 
 
 class OperationPayload(_Model):
@@ -133,11 +138,16 @@ class OperationPayload(_Model):
     details: dict[str, Any] | None = None
     error: str | None = None
     error_state: str | None = None
+    at: datetime | None = Field(None, description="when it happened at the source (failures have no commit time)")
 
 
 class OperationEvent(_EventBase):
     kind: Literal["operation"] = "operation"
     payload: OperationPayload
+
+    @property
+    def time(self) -> datetime | None:
+        return self.source.commit_time or self.payload.at
 
     def object_key(self) -> str:
         return f"{self.source.database}.operation.{self.payload.name}"
@@ -168,6 +178,11 @@ class ScriptPayload(_Model):
 class ScriptEvent(_EventBase):
     kind: Literal["script"] = "script"
     payload: ScriptPayload
+
+    @property
+    def time(self) -> datetime | None:
+        # started and failed steps are non-transactional messages: no commit, their own time
+        return self.source.commit_time or self.payload.at
 
     def object_key(self) -> str:
         return f"{self.source.database}.script.{self.payload.execution_id}"

@@ -6,10 +6,37 @@ vault ignore repeats and be exactly-once in effect.
 """
 from __future__ import annotations
 
+import re
 import uuid
 
 # Fixed forever: changing it would give every replayed event a new identity.
 PGTRAIL_NAMESPACE = uuid.UUID("5d7c1a3e-8f4b-5b7e-9c1d-2a6f0e4b8c11")
+
+
+# PostgreSQL 15's keywords that quote_ident() quotes (pg_get_keywords() where catcode <> 'U')
+_KEYWORDS = frozenset("""
+    all analyse analyze and any array as asc asymmetric authorization between bigint binary bit
+    boolean both case cast char character check coalesce collate collation column concurrently
+    constraint create cross current_catalog current_date current_role current_schema current_time
+    current_timestamp current_user dec decimal default deferrable desc distinct do else end except
+    exists extract false fetch float for foreign freeze from full grant greatest group grouping
+    having ilike in initially inner inout int integer intersect interval into is isnull join lateral
+    leading least left like limit localtime localtimestamp national natural nchar none normalize not
+    notnull null nullif numeric offset on only or order out outer overlaps overlay placing position
+    precision primary real references returning right row select session_user setof similar smallint
+    some substring symmetric table tablesample then time timestamp to trailing treat trim true union
+    unique user using values varchar variadic verbose when where window with xmlattributes xmlconcat
+    xmlelement xmlexists xmlforest xmlnamespaces xmlparse xmlpi xmlroot xmlserialize xmltable
+""".split())
+_PLAIN_IDENT = re.compile(r"^[a-z_][a-z0-9_$]*$")
+
+
+def quote_ident(name: str) -> str:
+    """PostgreSQL's quote_ident(): how object identities (pg_identify_object) write a name, so a
+    table's DML and DDL events name it, key it and partition it alike."""
+    if _PLAIN_IDENT.match(name) and name not in _KEYWORDS:
+        return name
+    return '"' + name.replace('"', '""') + '"'
 
 
 def event_id(system_id: str, database: str, commit_lsn: str, position: int) -> uuid.UUID:

@@ -18,7 +18,7 @@ import msgspec
 from pydantic import TypeAdapter
 
 from schemas.events import SCHEMA_VERSION, Actor, Event, Source, parse_event
-from schemas.ids import PGTRAIL_NAMESPACE
+from schemas.ids import PGTRAIL_NAMESPACE, quote_ident
 
 _json = msgspec.json.Encoder()
 _encode_json = _json.encode
@@ -129,7 +129,7 @@ class DmlWire:
         if cached is None or cached[2] is not tags:
             cached = self._tables[(schema, table)] = (
                 b',"tags":' + _tags_adapter.dump_json(tags) + b',"oversize":[],"kind":"dml","payload":',
-                f"{self.database}.{schema}.{table}".encode(), tags)
+                f"{self.database}.{quote_ident(schema)}.{quote_ident(table)}".encode(), tags)
         tags_part, key, _ = cached
         start, mid1, mid2, tail = self._parts
         lsn = b"null" if change_lsn is None else _encode_json(change_lsn)

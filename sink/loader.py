@@ -1,7 +1,6 @@
 """Events -> Data Vault rows, insert-only and idempotent."""
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Any, Iterable, Protocol
 from uuid import UUID
@@ -12,15 +11,8 @@ import psycopg
 from pgtrail.errors import Retryable
 from schemas import (DdlEvent, DmlEvent, Event, HeartbeatEvent, LogImportEvent, OperationEvent, ScriptEvent,
                      SecurityEvent)
+from schemas.ids import quote_ident
 from sink.hashing import hash_diff, hk_actor, hk_database, hk_event, hk_link, hk_object, hk_script, hk_tenant
-
-_PLAIN_IDENT = re.compile(r"^[a-z_][a-z0-9_$]*$")
-
-
-def quote_ident(name: str) -> str:
-    """Quote like PostgreSQL's object identities do, so DML and DDL name a table alike."""
-    return name if _PLAIN_IDENT.match(name) else '"' + name.replace('"', '""') + '"'
-
 
 def object_identity(event: Event) -> str:
     """The business key of what an event touched, within its database."""

@@ -144,6 +144,23 @@ begin
 end
 $$;
 
+-- The table a trigger, table constraint, policy or rule belongs to: its events are keyed with
+-- the table's, so they stay in the table's Kafka partition, in order with its row changes.
+create or replace function script_tracking._table_of(class_id oid, obj_id oid)
+returns text
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select (pg_identify_object('pg_class'::regclass, rel, 0)).identity
+      from (select case class_id
+                     when 'pg_trigger'::regclass then (select tgrelid from pg_trigger where oid = obj_id)
+                     when 'pg_constraint'::regclass then (select nullif(conrelid, 0) from pg_constraint where oid = obj_id)
+                     when 'pg_policy'::regclass then (select polrelid from pg_policy where oid = obj_id)
+                     when 'pg_rewrite'::regclass then (select ev_class from pg_rewrite where oid = obj_id)
+                   end as rel) r
+     where rel is not null
+$$;
+
 create or replace function script_tracking.on_ddl_command_start()
 returns event_trigger
 language plpgsql security definer
@@ -207,6 +224,7 @@ begin
             'definition', script_tracking.object_definition(r.classid, r.objid),
             'rewrite', position(',' || r.objid || ',' in rewritten) > 0,
             'managed_by', script_tracking._managed_by(r.classid, r.objid, r.object_identity),
+            'table_identity', script_tracking._table_of(r.classid, r.objid),
             'actor', who));
 
         -- New tables in a tracked schema are tracked from their creation on.
@@ -255,6 +273,10 @@ begin
             'statement', current_query(),
             'cascade', not r.original,
             'managed_by', script_tracking._managed_by(r.classid, null, r.object_identity),
+            -- gone from the catalogs: its address names the table (schema, table, name)
+            'table_identity', case when r.object_type in ('trigger', 'table constraint', 'policy', 'rule')
+                                        and cardinality(r.address_names) = 3
+                                   then quote_ident(r.address_names[1]) || '.' || quote_ident(r.address_names[2]) end,
             'actor', who));
     end loop;
 end

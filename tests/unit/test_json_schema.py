@@ -31,7 +31,7 @@ PREVIOUS = Path(__file__).parent / "fixtures" / "events_v1.jsonl"
 
 
 # optional payload fields added after events_v1.jsonl was written (null when absent; and `oversize`, [])
-ADDED_SINCE_V1 = {"ddl": ("managed_by",)}
+ADDED_SINCE_V1 = {"ddl": ("managed_by", "table_identity"), "operation": ("at",)}
 
 
 def test_events_of_the_previous_release_still_parse_and_load():
