@@ -40,8 +40,8 @@ SOURCE_RESTARTS = Counter("pgtrail_consumer_source_restarts_total",
 OVERSIZE_VALUES = Counter("pgtrail_consumer_oversize_values_total",
                           "Values left out of events (and referenced) because the event exceeded Kafka's message "
                           "limit", ["database"])
-ROWS_UNCAPTURABLE = Counter("pgtrail_consumer_rows_uncapturable_total",
-                            "UPDATE/DELETE of tracked tables with no replica identity (no primary key): "
-                            "wal2json sends no old row, so the row is not identified", ["database", "table"])
+UNCAPTURABLE_STATEMENTS = Counter("pgtrail_consumer_uncapturable_statements_total",
+                                  "UPDATE/DELETE statements on tracked tables with no replica identity (no primary "
+                                  "key): wal2json sends none of their rows", ["database", "table"])
 LAST_EVENT = Gauge("pgtrail_consumer_last_event_timestamp_seconds",
                    "Unix time when the last event other than a heartbeat was read from the slot", ["database"])

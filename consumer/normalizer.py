@@ -17,6 +17,7 @@ WAL emits the same events in the same order, so ids (schemas/ids.py) repeat exac
 from __future__ import annotations
 
 import json
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,6 +56,8 @@ _OPERATIONS = {"I": "insert", "U": "update", "D": "delete", "T": "truncate"}
 _ACTOR_FIELDS = frozenset(Actor.model_fields)
 _SCRIPT_FIELDS = frozenset(ScriptPayload.model_fields)
 _OPERATION_FIELDS = frozenset(OperationPayload.model_fields)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True, frozen=True)
@@ -113,6 +116,10 @@ class Normalizer:
         self.redactor = redactor
         self.prefix = prefix
         self.rows_untracked = 0  # row changes of untracked tables, skipped by design
+        # UPDATE/DELETE statements on tracked tables without replica identity, by (schema, table):
+        # wal2json sends none of their rows; the source's context trigger reports each statement
+        self.uncapturable: dict[tuple[str, str], int] = {}
+        self._warned_uncapturable: set[tuple[str, str]] = set()
         self._txn: _Txn | None = None
         # Script executions started and not yet finished, by backend pid: DDL that one of them runs
         # is linked to it; any other DDL is flagged as untracked. Bounded: a session that never
@@ -283,6 +290,15 @@ class Normalizer:
                     txn.tracked[(body["schema_name"], body["table"])] = _Table(
                         overrides, frozenset(categories), columns, sensitive, frozenset(columns),
                         tags_for(categories))
+            return
+        if kind == "uncapturable":
+            table = (str(body.get("schema_name")), str(body.get("table")))
+            if table not in self._warned_uncapturable:
+                self._warned_uncapturable.add(table)
+                log.warning("%s.%s in %s has no replica identity: its UPDATE and DELETE are not captured (add a "
+                            "primary key or REPLICA IDENTITY FULL); counted in "
+                            "pgtrail_consumer_uncapturable_statements_total", *table, self.database)
+            self.uncapturable[table] = self.uncapturable.get(table, 0) + 1
             return
         if kind == "ddl_start":
             if txn is not None:

@@ -173,6 +173,10 @@ class CaptureService:
         if self.normalizer is not None and self.normalizer.rows_untracked:
             metrics.ROWS_UNTRACKED.labels(db).inc(self.normalizer.rows_untracked)
             self.normalizer.rows_untracked = 0
+        if self.normalizer is not None and self.normalizer.uncapturable:
+            for (schema, table), n in self.normalizer.uncapturable.items():
+                metrics.UNCAPTURABLE_STATEMENTS.labels(db, f"{schema}.{table}").inc(n)
+            self.normalizer.uncapturable.clear()
         if self._last_event_at:
             if self._last_event is None:
                 self._last_event = metrics.LAST_EVENT.labels(db)

@@ -30,6 +30,15 @@ begin
     if split_part(state, ':', 1) is distinct from actor_key then
         state := actor_key || ':,';
     end if;
+    -- wal2json sends nothing for an UPDATE or DELETE of a table with no replica identity: say so,
+    -- once per statement, so the consumer counts and logs what cannot be captured
+    if tg_op in ('UPDATE', 'DELETE')
+       and exists (select 1 from pg_class c where c.oid = tg_relid
+                      and (c.relreplident = 'n' or (c.relreplident = 'd' and not exists (
+                               select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary)))) then
+        perform script_tracking._emit('uncapturable', jsonb_build_object(
+            'schema_name', tg_table_schema, 'table', tg_table_name, 'operation', lower(tg_op)));
+    end if;
     if position(',' || tg_relid || ',' in state) = 0 then
         perform script_tracking._emit('context', jsonb_build_object(
             'actor', who,

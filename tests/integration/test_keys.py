@@ -1,6 +1,7 @@
 """Kafka keys: every event of a table (its rows, its DDL, its triggers', constraints' and policies'
 DDL) has the table's key, so one partition holds them in order; every event has a CloudEvents time."""
 import json
+from urllib.request import urlopen
 
 from tests.integration.conftest import wait_until
 from tests.integration.test_migrations import files, run
@@ -45,3 +46,22 @@ def test_script_steps_without_a_commit_carry_their_own_time(pipeline, tmp_path):
     assert set(steps) == {"started", "failed"}
     for status, headers in steps.items():
         assert headers.get("ce_time"), f"{status} step has no ce_time: {headers}"
+
+
+def test_update_and_delete_without_replica_identity_are_counted_and_logged(pipeline):
+    pipeline.start("consumer")
+    with pipeline.source() as conn:
+        conn.execute("create table nopk (a int, b text)")
+        conn.execute("select script_tracking.track_table('nopk')")
+        conn.execute("insert into nopk values (1, 'x'), (2, 'y')")
+        conn.execute("update nopk set b = 'z'")
+        conn.execute("delete from nopk where a = 1")
+        conn.execute("delete from nopk")
+    metric = f'pgtrail_consumer_uncapturable_statements_total{{database="{pipeline.source_db}",table="public.nopk"}} 3.0'
+
+    def scraped():
+        return metric in urlopen(f"http://127.0.0.1:{pipeline.consumer_port}/metrics", timeout=5).read().decode()
+    wait_until(scraped, 60, what="three uncapturable statements counted")
+    log = pipeline.log("consumer")
+    assert log.count("public.nopk in") == 1 and "no replica identity" in log
+    assert len(pipeline.read_topic("dml", 2, 10)) == 2  # the inserts, and nothing pretended for the rest
