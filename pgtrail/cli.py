@@ -170,7 +170,8 @@ def cmd_sink(args) -> int:
         settings, kafka = SinkSettings(), KafkaSettings()
     ensure_topics(kafka, settings.kinds)
     vault_dsn = settings.vault_dsn.get_secret_value()
-    connect(vault_dsn, "vault").close()  # fail fast with a clear message
+    # fail fast with a clear message, naming where the DSN came from (the sink has no --dsn)
+    connect(vault_dsn, "vault", f"vault_dsn in [sink] of {args.config}" if args.config else "PGTRAIL_VAULT_DSN").close()
     consumer = make_reader(kafka, settings)
     service = SinkService(consumer, lambda: VaultLoader(connect_vault(vault_dsn)),
                           make_publisher(kafka, client_id="pgtrail-sink-dlq"),
@@ -375,7 +376,8 @@ def cmd_drift(args) -> int:
     from sink.settings import SinkSettings
     source_dsn = args.dsn or ConsumerSettings().source_dsn.get_secret_value()
     vault_dsn = args.vault_dsn or SinkSettings().vault_dsn.get_secret_value()
-    with connect(source_dsn, "source") as source, connect(vault_dsn, "vault") as vault:
+    with connect(source_dsn, "source") as source, \
+            connect(vault_dsn, "vault", "--vault-dsn or PGTRAIL_VAULT_DSN") as vault:
         found = drift.find(source, vault)
     print(tables.to_json(found) if args.json else drift.render(found))
     return 1 if found else 0

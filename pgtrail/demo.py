@@ -34,7 +34,7 @@ FAILING = ("select script_tracking.run_tracked_script('broken.sql', "
 
 
 def run_workload(dsn: str) -> str:
-    with connect(dsn, "source") as conn:
+    with connect(dsn, "source", "PGTRAIL_SOURCE_DSN") as conn:
         for statement in WORKLOAD:
             conn.execute(statement)
         try:
@@ -48,7 +48,7 @@ def run_workload(dsn: str) -> str:
 
 def wait_for_operation(vault_dsn: str, operation_id: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    with connect(vault_dsn, "vault") as conn:
+    with connect(vault_dsn, "vault", "PGTRAIL_VAULT_DSN") as conn:
         while time.monotonic() < deadline:
             if conn.execute("select 1 from vault.sat_operation where operation_id = %s", (operation_id,)).fetchone():
                 return
@@ -70,7 +70,7 @@ def run_demo(timeout: float = 90.0) -> int:
     t0 = time.monotonic()
     wait_for_operation(vault_dsn, op, timeout)
     print(f"\nall events reached the vault in {time.monotonic() - t0:.1f}s; tracked history (read from the vault):\n")
-    with connect(vault_dsn, "vault") as conn:
+    with connect(vault_dsn, "vault", "PGTRAIL_VAULT_DSN") as conn:
         rows = [r for r in history.fetch(conn, limit=10000) if r["commit_time"] and r["commit_time"] >= started]
     print(history.render_table(rows))
     return 0

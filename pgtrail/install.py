@@ -24,13 +24,15 @@ def scripts(part: str) -> list[tuple[str, str]]:
     return [(f.name, f.read_text(encoding="utf-8")) for f in files]
 
 
-def connect(dsn: str, what: str) -> psycopg.Connection:
+def connect(dsn: str, what: str, where: str | None = None) -> psycopg.Connection:
+    """`where`: the settings the caller took the DSN from, named in the error (by default the
+    command's --dsn option and PGTRAIL_<WHAT>_DSN)."""
     try:
         return psycopg.connect(dsn, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise Fatal(f"cannot connect to the {what} database ({describe_dsn(dsn)}): {first}; "
-                    f"check --dsn or PGTRAIL_{what.upper()}_DSN") from exc
+                    f"check {where or f'--dsn or PGTRAIL_{what.upper()}_DSN'}") from exc
 
 
 def uninstall(dsn: str, part: str) -> None:

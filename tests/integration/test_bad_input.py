@@ -72,3 +72,14 @@ def test_a_fleet_file_that_is_not_utf8(tmp_path):
     path.write_bytes(f'[[sources]]\nname = "orders"\ndsn = "{dsn("postgres")}"  # Zürich\n'.encode("latin-1"))
     rc, lines = run_pgtrail("slots", "--config", str(path))
     assert_one_line_error(rc, lines, "is not UTF-8", "line 3")
+
+
+def test_the_sinks_bad_vault_dsn_names_what_the_sink_reads(tmp_path):
+    rc, lines = run_pgtrail("sink", PGTRAIL_VAULT_DSN=f"host=127.0.0.1 port={free_port()} user=postgres dbname=v")
+    assert_one_line_error(rc, lines, "cannot connect to the vault database", "check PGTRAIL_VAULT_DSN")
+    assert not any("--dsn" in line for line in lines), lines
+    path = tmp_path / "fleet.toml"
+    path.write_text(f'[[sources]]\nname = "a"\ndsn = "{dsn("postgres")}"\n'
+                    f'[sink]\nvault_dsn = "host=127.0.0.1 port={free_port()} user=postgres dbname=v"\n')
+    rc, lines = run_pgtrail("sink", "--config", str(path))
+    assert_one_line_error(rc, lines, f"check vault_dsn in [sink] of {path}")
