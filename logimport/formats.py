@@ -177,7 +177,9 @@ class StderrRecords:
         setattr(record, field, text if replace or old is None else old + text)
 
     def _record(self, number: int, line: str, severity: str, message: str, f: dict[str, str]) -> Record:
-        record = cap(Record(line=number, raw=line, severity=severity, message=message), self.max_chars)
+        record = Record(line=number, raw=line, severity=severity, message=message)
+        if len(line) > self.max_chars:  # the line holds every other text of the record
+            cap(record, self.max_chars)
         record.time_text = f.get("time_ms") or f.get("epoch") or f.get("time_s")
         record.user, record.database, record.application = f.get("user"), f.get("database"), f.get("application")
         record.host = f.get("host")

@@ -37,9 +37,9 @@ from logimport.entries import (ATTRIBUTION, AUDIT, CONNECTION, DISCONNECTION, DU
                                EntryBuilder, _STATEMENT, actor, message_kind)
 from logimport.formats import CsvRecords, JsonRecords, Record, StderrRecords
 from logimport.prefix import SUB_FIELDS, Prefix
-from logimport.reader import (DETECT_LINES, MAX_SAMPLES, LogFormatError, ParseReport, _is_binary, _Lines, _records,
+from logimport.reader import (DETECT_LINES, MAX_LINE_BYTES, MAX_SAMPLES, LogFormatError, ParseReport, _is_binary, _Lines, _records,
                               detect_format, read_log)
-from schemas.events import LogImportEvent, parse_event
+from schemas.events import Actor, LogImportEvent, parse_event
 from schemas.wire import Encoded, encode
 
 CHUNK_BYTES = 2 << 20  # small enough that a chunk's events in flight stay a few MB per worker
@@ -238,7 +238,8 @@ def _checked(item, builder: EntryBuilder) -> Encoded:
         values = {"user": a.session_user if a else None, "database": event.source.database,
                   "application": a.application_name if a else None, "client": a.client_addr if a else None}
         values.update(zip(_names(missing), found))
-        update["actor"] = actor(values["user"], values["application"], values["client"], pid)
+        who = actor(values["user"], values["application"], values["client"], pid)
+        update["actor"] = Actor(**who) if who is not None else None
         update["source"] = event.source.model_copy(update={"database": values["database"] or "unknown"})
     return encode(event.model_copy(update=update))
 
@@ -364,15 +365,39 @@ def _parse_chunk(task: _Task) -> tuple[list, ParseReport, list]:
     with open(task.path, "rb") as f:
         f.seek(task.start)
         data = f.read(task.end - task.start)
-    with _Lines(io.BytesIO(data), report, first_line=task.first_line) as lines:
-        for number, text in lines:
-            record = records.feed(number, text)
-            if record is not None:
-                handle(record)
+    for number, text in _chunk_lines(data, report, task.first_line):
+        record = records.feed(number, text)
+        if record is not None:
+            handle(record)
     record = records.finish()
     if record is not None:
         handle(record)
     return out, report, builder.pending()
+
+
+def _chunk_lines(data: bytes, report: ParseReport, first_line: int) -> Iterator[tuple[int, str]]:
+    """What reader._Lines gives for these bytes, split at once when they are valid UTF-8 and too
+    short to hold a line it would cut."""
+    try:
+        text = data.decode("utf-8") if len(data) < MAX_LINE_BYTES else None
+    except UnicodeDecodeError:
+        text = None
+    if text is None:
+        with _Lines(io.BytesIO(data), report, first_line=first_line) as lines:
+            yield from lines
+        return
+    lines = text.split("\n")
+    ended = lines[-1] == ""
+    if ended:
+        lines.pop()
+    report.lines += len(lines)
+    report.bytes_read += len(data)
+    report.source_bytes_read += len(data)
+    last = len(lines) - 1
+    for i, line in enumerate(lines):
+        if line.endswith("\r") and (i < last or ended):
+            line = line[:-1]
+        yield first_line + i, line
 
 
 def record_pid(event: LogImportEvent) -> int | None:

@@ -9,7 +9,7 @@ with spaces to a minimum width; the groups allow those spaces and the values are
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # The value patterns. Free-text values (names, application, backend type, command tag) are lazy
 # and bounded so a line that does not match fails fast instead of backtracking over a long
@@ -64,8 +64,7 @@ COMMON_PREFIXES = (
 _UNKNOWN = {"", "[unknown]"}
 
 
-@dataclass(frozen=True)
-class PrefixMatch:
+class PrefixMatch(NamedTuple):  # a tuple: made once per line, so made cheaply
     fields: dict[str, str]
     severity: str
     message: str
@@ -92,7 +91,7 @@ class Prefix:
             return None
         groups = m.groupdict()
         severity, message = groups.pop("severity"), groups.pop("message")
-        fields = {k: v.strip() for k, v in groups.items() if v is not None and v.strip() not in _UNKNOWN}
+        fields = {k: value for k, v in groups.items() if v is not None and (value := v.strip()) not in _UNKNOWN}
         return PrefixMatch(fields, severity, message, session)
 
     def __repr__(self) -> str:

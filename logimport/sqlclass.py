@@ -238,8 +238,13 @@ def classify(sql: str | None) -> Classification:
         return fast  # most of a log: plain SELECT, INSERT, UPDATE, DELETE, cheaper than a cache look-up
     if len(sql) > 4096:
         return _classify(sql)
-    # The same statement recurs with other numbers and literals (ALTER SYSTEM SET work_mem = '64MB',
-    # a migration's DDL, prepared statements): each shape is classified once.
+    return _classify_text(sql)
+
+
+@lru_cache(maxsize=4096)
+def _classify_text(sql: str) -> Classification:
+    # The same statement recurs (BEGIN, a job's DDL), and recurs with other numbers and literals
+    # (ALTER SYSTEM SET work_mem = '64MB', prepared statements): each shape is classified once.
     found = _parse_shape(_SHAPE.sub(_shape_of, sql))
     return found if found is not None else _unknown(sql)
 
