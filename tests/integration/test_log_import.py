@@ -128,8 +128,9 @@ def test_simulated_history_is_marked_everywhere_and_carries_no_secret(pipeline):
         dump = json.dumps(v.execute("select jsonb_agg(to_jsonb(s)) from vault.sat_log_entry s").fetchone()[0])
         assert "simulated-secret" not in dump, "a password in a logged statement reached the vault"
         assert "PASSWORD '********'" in dump
-    history = cli(pipeline, "history", "--limit", "2000")
+    history = cli(pipeline, "history", "--limit", "2000", "--simulated")
     assert "[SIMULATED]" in history.stdout and "simulated-secret" not in history.stdout
+    assert "[SIMULATED]" not in cli(pipeline, "history", "--limit", "2000").stdout  # left out unless asked
 
 
 def test_bad_input_is_counted_with_line_numbers_and_never_loses_the_rest(pipeline, tmp_path):

@@ -114,7 +114,7 @@ def test_install_upgrade_uninstall_are_idempotent(source_db, src):
     install(dsn(source_db), "source")
     assert src.execute("select key from script_tracking.signing_key").fetchall() == key_before  # key kept
     versions = [r[0] for r in src.execute("select version from script_tracking.install_history order by 1")]
-    assert versions == [max(int(p.name[:3]) for p in (ROOT / "sql" / "source").glob("[0-9]*.sql"))] == [8]
+    assert versions == [max(int(p.name[:3]) for p in (ROOT / "sql" / "source").glob("[0-9]*.sql"))] == [9]
     assert src.execute("select count(*) from pg_event_trigger where evtname like 'pgtrail%'").fetchone()[0] == 4
     assert src.execute("select count(*) from pg_trigger where tgname = 'pgtrail_context'").fetchone()[0] == 1
     uninstall(dsn(source_db), "source")
