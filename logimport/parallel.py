@@ -340,8 +340,9 @@ def _parse_chunk(task: _Task) -> tuple[list, ParseReport, list]:
                 return
             if dependence == _SETTLE_FLUSH:
                 append((FLUSH, pid))
-            settled.add(pid)
-            if dependence == _SETTLE_FORWARD:
+                settled.add(pid)
+            elif dependence == _SETTLE_FORWARD:
+                settled.add(pid)
                 mark, before = len(out), (report.entries, report.merged, report.skipped, report.truncated)
                 append(None)
                 report.last_skip = None
