@@ -110,7 +110,7 @@ def read_log_parallel(path: str | os.PathLike, *, pool: ProcessPoolExecutor, job
         if on_chunk is not None:
             on_chunk()
     for event in builder.finish():
-        report.entries += 1
+        report.found(event)
         if encoded:
             yield event
     if report.entries == 0 and report.unparsed:
@@ -197,11 +197,11 @@ def _merge(items: list, builder: EntryBuilder, report: ParseReport) -> Iterator[
             yield _checked(item, builder)  # counted in the worker's report
         elif tag == RECORD:
             for event in builder.feed(item[1]):
-                report.entries += 1
+                report.found(event)
                 yield event
         elif tag == FLUSH:
             for event in builder.flush(item[1]):
-                report.entries += 1
+                report.found(event)
                 yield event
         elif tag == GUESS:
             # the worker read a duration or an error as if nothing were pending for its process;
@@ -212,7 +212,7 @@ def _merge(items: list, builder: EntryBuilder, report: ParseReport) -> Iterator[
                     next(rest)
                 _undo(report, undo)
                 for event in builder.feed(record):
-                    report.entries += 1
+                    report.found(event)
                     yield event
         elif tag == REMEMBER:
             builder.remember(item[1], item[2], item[3])
@@ -245,9 +245,11 @@ def _checked(item, builder: EntryBuilder) -> Encoded:
 
 
 def _undo(report: ParseReport, undo: tuple) -> None:
-    entries, merged, skipped, truncated, reason = undo
-    report.entries -= entries
-    report.merged -= merged
+    found, merged, skipped, truncated, reason = undo
+    for category, failed in found:
+        report.entries -= 1
+        report.categories[category] -= 1
+        report.failed -= failed
     report.skipped -= skipped
     report.truncated -= truncated
     if reason is not None:
@@ -269,6 +271,7 @@ def _add(report: ParseReport, part: ParseReport) -> None:
     for name in _COUNTERS:
         setattr(report, name, getattr(report, name) + getattr(part, name))
     report.entries += part.entries
+    report.categories.update(part.categories)
     report.notes.extend(part.notes)
     report.samples.extend(part.samples[:MAX_SAMPLES - len(report.samples)])
     report.unparsed_reasons.update(part.unparsed_reasons)
@@ -343,25 +346,28 @@ def _parse_chunk(task: _Task) -> tuple[list, ParseReport, list]:
                 settled.add(pid)
             elif dependence == _SETTLE_FORWARD:
                 settled.add(pid)
-                mark, before = len(out), (report.entries, report.merged, report.skipped, report.truncated)
+                mark, before = len(out), (report.merged, report.skipped, report.truncated)
                 append(None)
                 report.last_skip = None
-                build(record)
-                undo = (report.entries - before[0], report.merged - before[1], report.skipped - before[2],
-                        report.truncated - before[3], report.last_skip)
+                found = build(record)
+                undo = (found, report.merged - before[0], report.skipped - before[1], report.truncated - before[2],
+                        report.last_skip)
                 out[mark] = (GUESS, pid, record, len(out) - mark - 1, undo)
                 return
         build(record)
 
-    def build(record: Record) -> None:
+    def build(record: Record) -> list[tuple[str, bool]]:
+        found = []
         for event in builder.feed(record):
-            report.entries += 1
+            report.found(event)
+            found.append((event.payload.category, event.payload.status == "failed"))
             if task.encoded:
                 enc = encode(event)
                 missing = builder.last_missing
                 append((EVENT, (enc.kind, enc.key, enc.value, enc.headers, enc.tags), record_pid(event), missing,
                         _looked_up(builder.known(record_pid(event)), missing) if missing else (),
                         builder.last_digest, builder.last_seen))
+        return found
 
     with open(task.path, "rb") as f:
         f.seek(task.start)

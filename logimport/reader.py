@@ -59,6 +59,14 @@ class ParseReport:
     samples: list[tuple[int, str, str]] = field(default_factory=list)   # (line, reason, excerpt), the first MAX_SAMPLES
     unparsed_reasons: Counter = field(default_factory=Counter)
     skipped_reasons: Counter = field(default_factory=Counter)
+    categories: Counter = field(default_factory=Counter)  # entries by category (ddl, dml, connection ...)
+    failed: int = 0                # entries of statements that failed, and errors
+
+    def found(self, event: LogImportEvent) -> None:
+        """Count one entry handed out."""
+        self.entries += 1
+        self.categories[event.payload.category] += 1
+        self.failed += event.payload.status == "failed"
 
     def unparsed_line(self, line: int, reason: str, text: str) -> None:
         self.unparsed += 1
@@ -77,6 +85,10 @@ class ParseReport:
             fmt += f", log_line_prefix {self.prefix!r}"
         out = [f"{self.lines} lines ({self.bytes_read} bytes, {fmt}): {self.entries} entries, "
                f"{self.merged} merged into them, {self.skipped} server messages skipped, {self.unparsed} lines not parsed"]
+        if self.entries:
+            out.append("entries: " + ", ".join(f"{count} {name}" for name, count in sorted(self.categories.items())
+                                               if count)
+                       + f"; {self.failed} failed")
         out += [f"note: {note}" for note in self.notes]
         for name, count in (("truncated", self.truncated), ("long_lines", self.long_lines),
                             ("invalid_utf8", self.invalid_utf8)):
@@ -105,14 +117,14 @@ def read_log(stream, *, origin: str, log_format: str | None = None, prefix: str 
             record = records.feed(number, text)
             if record is not None:
                 for event in builder.feed(record):
-                    report.entries += 1
+                    report.found(event)
                     yield event
             if number == len(head) and _is_binary(report, lines.binary_lines):
                 raise LogFormatError("the input looks like binary data, not a PostgreSQL server log\n"
                                      + report.summary())
         record = records.finish()
         for event in chain(builder.feed(record) if record else (), builder.finish()):
-            report.entries += 1
+            report.found(event)
             yield event
     if report.entries == 0 and report.unparsed:
         raise LogFormatError("no entry found in the input\n" + report.summary())
