@@ -93,6 +93,7 @@ def configure_vault_reports(dsn: str, vault_dsn: str) -> str:
         # the parser's message may quote the string, password included
         raise Fatal("the vault DSN is not a valid connection string") from None
     server = {k: v for k, v in params.items() if k not in _CREDENTIALS}
+    server.setdefault("connect_timeout", "10")  # a vault behind a dropped route: an error, not a hang
     user = {k: v for k, v in params.items() if k in _CREDENTIALS}
     with connect(dsn, "source") as conn:
         try:

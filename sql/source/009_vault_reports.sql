@@ -67,7 +67,8 @@ as $$
 $$;
 
 -- The schema of dblink's functions (it may have been installed before pgtrail, anywhere), after
--- checking that there is a vault to call.
+-- checking that there is a vault to call. Callers name dblink(text, text) exactly (typed
+-- arguments), so no look-alike overload in that schema is chosen instead.
 create or replace function script_tracking._vault_dblink()
 returns text
 language plpgsql stable
@@ -139,7 +140,7 @@ begin
         state text; message text; err_detail text;
     begin
         return query execute format(
-            'select * from %I.dblink(%L, %L) as t(execution_id uuid, script_name text, script_type text, '
+            'select * from %I.dblink(%L::text, %L::text) as t(execution_id uuid, script_name text, script_type text, '
             'version text, status text, started_at timestamptz, finished_at timestamptz, '
             'duration_ms double precision, rows_affected bigint, error text, ticket_number text, '
             'business_justification text, executed_by text, tenant_id text, database_name text, kind text, '
@@ -169,7 +170,7 @@ begin
         state text; message text; err_detail text;
     begin
         return query execute format(
-            'select * from %I.dblink(%L, %L) as t(section text, name text, value double precision, detail jsonb)',
+            'select * from %I.dblink(%L::text, %L::text) as t(section text, name text, value double precision, detail jsonb)',
             dblink, 'pgtrail_vault',
             format('select * from script_tracking.get_enterprise_dashboard(%L::timestamptz, %L::boolean, %L::interval)',
                    since, include_simulated, abandoned_after));
@@ -197,7 +198,7 @@ begin
         state text; message text; err_detail text;
     begin
         return query execute format(
-            'select * from %I.dblink(%L, %L) as t(event_id uuid, kind text, commit_time timestamptz, '
+            'select * from %I.dblink(%L::text, %L::text) as t(event_id uuid, kind text, commit_time timestamptz, '
             'database_name text, object_identity text, action text, statement text, session_user_name text, '
             'application_name text, tenant_id text, operation_name text, status text, error text, '
             'ticket_number text, untracked boolean, tags text[], simulated boolean)',
