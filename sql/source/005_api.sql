@@ -119,7 +119,9 @@ begin
                        extract(epoch from clock_timestamp())::text, false);
     perform set_config(script_tracking._execution_setting('tenant', id), coalesce(tenant_id, ''), false);
     perform set_config(script_tracking._execution_setting('name', id), script_name, false);
-    insert into script_tracking.pending_execution (execution_id, statement_at) values (id, statement_timestamp());
+    if current_setting('transaction_read_only') = 'off' then  -- (a read-only transaction commits no script)
+        insert into script_tracking.pending_execution (execution_id, statement_at) values (id, statement_timestamp());
+    end if;
     return id;
 end
 $$;
