@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterator
@@ -83,6 +83,8 @@ class _Txn:
     held: SpillBuffer | None = None  # rows waiting for their CREATE TABLE AS
     ddl_seen: bool = False
     wire: DmlWire | None = None  # the serialised constant part of this transaction's DML events
+    # exact NaN/Infinity/-Infinity values of the next rows of a table, which wal2json sends as null
+    specials: dict[tuple[str, str], deque] = field(default_factory=dict)
 
 
 def _time(value: str | None) -> datetime | None:
@@ -201,6 +203,8 @@ class Normalizer:
         action = change.action
         op = _OPERATIONS[action]
         new = change.columns if action == "I" or action == "U" else None
+        if txn.specials and new is not None:
+            new = self._special_numbers(txn, change, new)
         old = change.identity or None
         keys = change.pk
         row = new if new is not None else (old or {})
@@ -250,6 +254,20 @@ class Normalizer:
             "operation": op, "schema_name": change.schema, "table": change.table, "primary_key": primary_key,
             "new": new, "old": old, "changed_columns": changed, "unchanged_toast": unchanged, "redacted": redacted})
 
+    def _special_numbers(self, txn: _Txn, change: RowChange, new: dict[str, Any]) -> dict[str, Any]:
+        """Put back the exact NaN/Infinity/-Infinity values the source reported for this row (its
+        special-numbers trigger fired just before the row reached the WAL)."""
+        pending = txn.specials.get((change.schema, change.table))
+        if not pending:
+            return new
+        values = pending.popleft()
+        if not all(c in new and new[c] is None for c in values):
+            # not this row (a later BEFORE trigger changed or skipped it): never guess
+            log.warning("special numbers reported for %s.%s do not match its next row at %s; left as null",
+                        change.schema, change.table, change.lsn)
+            return new
+        return {**new, **values}
+
     def _security(self, msg: Message, reason: str, source: Source | None, eid: UUID | None,
                   txn: _Txn | None, claimed_kind: str | None = None) -> SecurityEvent:
         if source is None:
@@ -290,6 +308,11 @@ class Normalizer:
                     txn.tracked[(body["schema_name"], body["table"])] = _Table(
                         overrides, frozenset(categories), columns, sensitive, frozenset(columns),
                         tags_for(categories))
+            return
+        if kind == "special_numbers":
+            if txn is not None and isinstance(body.get("values"), dict):
+                txn.specials.setdefault((str(body.get("schema_name")), str(body.get("table"))), deque()).append(
+                    {str(k): v for k, v in body["values"].items() if v in ("NaN", "Infinity", "-Infinity")})
             return
         if kind == "uncapturable":
             table = (str(body.get("schema_name")), str(body.get("table")))

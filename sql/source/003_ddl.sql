@@ -137,6 +137,12 @@ begin
                                          and tgfoid = to_regproc('script_tracking.emit_context'))) then
         return 'pgtrail tracking';
     end if;
+    if class_id = 'pg_trigger'::regclass and identity like 'zz\_pgtrail\_special\_numbers on %'
+       and (obj_id is null or exists (select 1 from pg_trigger where oid = obj_id
+                                         and tgfoid in (select oid from pg_proc
+                                                         where pronamespace = 'script_tracking'::regnamespace))) then
+        return 'pgtrail tracking';
+    end if;
     if coalesce(current_setting('pgtrail.installing', true), '') <> '' and script_tracking._is_admin() then
         return 'pgtrail install';
     end if;
@@ -226,6 +232,12 @@ begin
             'managed_by', script_tracking._managed_by(r.classid, r.objid, r.object_identity),
             'table_identity', script_tracking._table_of(r.classid, r.objid),
             'actor', who));
+
+        -- A tracked table's numeric columns changed: its special-numbers trigger follows.
+        if r.classid = 'pg_class'::regclass and r.command_tag = 'ALTER TABLE' and r.objsubid = 0
+           and exists (select 1 from pg_trigger where tgrelid = r.objid and tgname = 'pgtrail_context') then
+            perform script_tracking._track_special_numbers(r.objid);
+        end if;
 
         -- New tables in a tracked schema are tracked from their creation on.
         if r.classid = 'pg_class'::regclass and r.object_type in ('table', 'partitioned table')

@@ -52,6 +52,58 @@ begin
 end
 $$;
 
+-- wal2json 2.5 writes NaN, Infinity and -Infinity of numeric, double precision and real columns
+-- as JSON null, the same as NULL. A tracked table with such columns gets a row trigger whose WHEN
+-- clause (evaluated without calling any function) lets only rows holding one of those values
+-- through; for them a function made for the table emits the exact values just before the row
+-- reaches the WAL, and the consumer puts them back into the row's event. The function names each
+-- column in its code: reading NEW as a whole (to_jsonb(new), EXECUTE ... USING new) would detoast
+-- the row and make every unchanged TOASTed value look changed. Named to fire after the table's
+-- own BEFORE triggers (alphabetical order), so it sees the row as written.
+create or replace function script_tracking._track_special_numbers(rel oid)
+returns void
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    cols text[];
+    fn text := 'special_numbers_' || rel;
+    body text;
+begin
+    select array_agg(attname::text order by attnum) into cols
+      from pg_attribute
+     where attrelid = rel and attnum > 0 and not attisdropped
+       and atttypid in ('numeric'::regtype, 'double precision'::regtype, 'real'::regtype);
+    if cols is null then
+        execute format('drop trigger if exists zz_pgtrail_special_numbers on %s', rel::regclass);
+        execute format('drop function if exists script_tracking.%I()', fn);
+        return;
+    end if;
+    body := 'declare v jsonb := ''{}''; begin '
+            || (select string_agg(format('if new.%1$I in (''NaN'', ''Infinity'', ''-Infinity'') then '
+                                         'v := v || jsonb_build_object(%2$L, new.%1$I::text); end if; ', c, c), '')
+                  from unnest(cols) c)
+            || 'perform script_tracking._emit(''special_numbers'', jsonb_build_object(''schema_name'', '
+            || 'tg_table_schema, ''table'', tg_table_name, ''values'', v)); return new; end';
+    if exists (select 1 from pg_proc where proname = fn and pronamespace = 'script_tracking'::regnamespace
+                                        and prosrc = body)
+       and exists (select 1 from pg_trigger where tgrelid = rel and tgname = 'zz_pgtrail_special_numbers') then
+        return;  -- the same columns: nothing to do
+    end if;
+    execute format('create or replace function script_tracking.%I() returns trigger language plpgsql '
+                   'security definer set search_path = pg_catalog, pg_temp as %L', fn, body);
+    execute format('revoke all on function script_tracking.%I() from public', fn);
+    execute format('drop trigger if exists zz_pgtrail_special_numbers on %s', rel::regclass);
+    execute format('create trigger zz_pgtrail_special_numbers before insert or update on %s for each row '
+                   'when (%s) execute function script_tracking.%I()',
+                   rel::regclass,
+                   (select string_agg(format('new.%I in (''NaN'', ''Infinity'', ''-Infinity'')', c), ' or ')
+                      from unnest(cols) c),
+                   fn);
+end
+$$;
+revoke all on function script_tracking._track_special_numbers(oid) from public;
+
 -- Track one table (internal: no privilege check). Emits a context for the table at once, so rows
 -- written earlier in the same transaction (CREATE TABLE AS in a tracked schema) are kept.
 create or replace function script_tracking._track(rel oid)
@@ -73,6 +125,7 @@ begin
         execute format('create trigger pgtrail_context before insert or update or delete or truncate on %s '
                        'for each statement execute function script_tracking.emit_context()', rel::regclass);
     end if;
+    perform script_tracking._track_special_numbers(rel);
     perform script_tracking._emit('context', jsonb_build_object(
         'actor', script_tracking.actor(), 'schema_name', c.nspname, 'table', c.relname,
         'columns', script_tracking.column_names(rel), 'overrides', script_tracking.column_overrides(rel)));
@@ -117,6 +170,8 @@ as $$
 begin
     perform script_tracking._require_admin('untrack_table');
     execute format('drop trigger if exists pgtrail_context on %s', tbl);
+    execute format('drop trigger if exists zz_pgtrail_special_numbers on %s', tbl);
+    execute format('drop function if exists script_tracking.%I()', 'special_numbers_' || tbl::oid);
     return format('%s untracked', tbl);
 end
 $$;

@@ -11,6 +11,9 @@ begin
     for rel in select tgrelid::regclass from pg_trigger where tgname = 'pgtrail_context' loop
         execute format('drop trigger if exists pgtrail_context on %s', rel);
     end loop;
+    for rel in select tgrelid::regclass from pg_trigger where tgname = 'zz_pgtrail_special_numbers' loop
+        execute format('drop trigger if exists zz_pgtrail_special_numbers on %s', rel);
+    end loop;
 end
 $$;
 -- wrappers live in the users' schemas and call script_tracking; they go with it

@@ -26,7 +26,7 @@ def test_types_decode_faithfully_and_unchanged_toast_is_marked(src, capture):
     assert [d.payload.operation for d in dml] == ["insert", "update", "update"]
     row = dml[0].payload.new
     assert Decimal(row["n"]) == Decimal("12345678901234567890.0123456789")  # no float rounding
-    assert row["n_nan"] is None  # wal2json 2.5 sends NaN and Infinity as null (see docs)
+    assert row["n_nan"] == "NaN"  # wal2json 2.5 sends null; the source's trigger gives the exact value
     assert float(row["f8"]) == 1.5e300
     assert row["m"] == "$12.34"
     assert row["b"] == "00ff10"  # bytea as hex
@@ -46,3 +46,28 @@ def test_types_decode_faithfully_and_unchanged_toast_is_marked(src, capture):
     assert unchanged.new["flag"] is False
     changed = dml[2].payload
     assert changed.new["big"] == "short now" and changed.unchanged_toast == []
+
+
+def test_nan_and_infinity_are_told_from_null(src, capture):
+    """wal2json 2.5 writes NaN, Infinity and -Infinity of numeric, double precision and real as
+    null, like NULL; the tracked table's special-numbers trigger reports the exact values, also
+    for a numeric column added later. Old values (REPLICA IDENTITY FULL) are not restored: they
+    stay null, as documented."""
+    src.execute("create table m (id int primary key, n numeric, f float8 not null, r real, note text)")
+    src.execute("select script_tracking.track_table('m')")
+    src.execute("""insert into m values (1, 'NaN', 'Infinity', '-Infinity', 'specials'),
+                                        (2, null, 1.5, null, 'nulls'),
+                                        (3, 'Infinity', '-Infinity', 'NaN', 'specials')""")
+    src.execute("update m set n = '-Infinity', note = 'updated' where id = 2")
+    src.execute("alter table m add column later numeric")
+    src.execute("insert into m (id, f, later) values (4, 0, 'NaN')")
+    src.execute("update m set n = 2 where id = 4")  # no special value: the trigger does not fire
+    rows = [(e.payload.operation, e.payload.new) for e in capture.read() if isinstance(e, DmlEvent)]
+    assert [(op, new["id"]) for op, new in rows] == [("insert", 1), ("insert", 2), ("insert", 3), ("update", 2),
+                                                     ("insert", 4), ("update", 4)]
+    assert {k: rows[0][1][k] for k in ("n", "f", "r")} == {"n": "NaN", "f": "Infinity", "r": "-Infinity"}
+    assert {k: rows[1][1][k] for k in ("n", "r")} == {"n": None, "r": None}  # real NULLs stay null
+    assert {k: rows[2][1][k] for k in ("n", "f", "r")} == {"n": "Infinity", "f": "-Infinity", "r": "NaN"}
+    assert rows[3][1]["n"] == "-Infinity" and rows[3][1]["r"] is None
+    assert rows[4][1]["later"] == "NaN" and rows[4][1]["n"] is None
+    assert rows[5][1]["n"] == 2 and rows[5][1]["later"] == "NaN"  # an UPDATE sends every column: the trigger too
