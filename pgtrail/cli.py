@@ -68,7 +68,7 @@ def _vault_reports(dsn: str, vault_dsn: str, label: str) -> int:
     try:
         print(f"{label}{configure_vault_reports(dsn, vault_dsn)}")
     except Fatal as exc:
-        print(f"{label}FAILED: {exc}")
+        print(f"{label}reports: FAILED: {exc}")
         return 1
     problem = check_vault_reports(dsn)
     if problem:

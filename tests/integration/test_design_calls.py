@@ -140,6 +140,19 @@ def test_the_quick_start_and_the_dashboard_answer_in_the_tracked_database(pipeli
     assert SECRET not in str(err.value)
 
 
+def test_the_fleet_file_vault_is_the_reports_vault(source_db, vault_db, tmp_path):
+    config = tmp_path / "fleet.toml"
+    config.write_text(f'[sink]\nvault_dsn = "{dsn(vault_db, password=SECRET)}"\n'
+                      f'[[sources]]\nname = "orders"\ndsn = "{dsn(source_db)}"\n')
+    out = subprocess.run([sys.executable, "-m", "pgtrail.cli", "install", "source", "--config", str(config)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"orders: reports read the vault at 127.0.0.1:" in out.stdout and SECRET not in out.stdout + out.stderr
+    with psycopg.connect(dsn(source_db), autocommit=True) as src:
+        assert src.execute(DESIGN_VIEW_RESULTS).fetchall() == []
+        assert src.execute("select script_tracking._vault_described()").fetchone()[0].endswith(f"/{vault_db}")
+
+
 def test_reports_are_not_for_everyone(pipeline):
     install_with_vault(pipeline)
     with pipeline.source() as src:
