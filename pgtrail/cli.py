@@ -488,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("executions", help="script execution history (script_tracking.get_execution_history)")
     s.add_argument("--limit", type=int, default=50)
     s.add_argument("--script")
-    s.add_argument("--status", choices=["started", "completed", "failed"])
+    s.add_argument("--status", choices=["started", "completed", "failed", "abandoned"])
     s.add_argument("--tenant")
     vault_dsn_and_json(s)
     s.set_defaults(func=cmd_executions)
