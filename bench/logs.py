@@ -1,30 +1,39 @@
-"""Log import benchmark: pgtrail's log parser beside pgBadger on the same generated server log.
+"""Log import benchmark: pgtrail's log import beside pgBadger on the same generated server log.
 
-Workload: a stderr log of about --mb megabytes (default 1024) in the classic
-log_line_prefix '%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ', as a server with
-log_min_duration_statement = 0, log_connections and log_disconnections on writes it: 40 sessions
-at a time from 6 users and 5 applications, each a connection line, 2-12 statements with their
-durations (DDL, one of them over several lines, DML, queries, role/system commands), 5% failing
-with ERROR + STATEMENT, and a disconnection; checkpoints now and then. Generated once and kept in
-.pgtrail/bench/.
+Workload: a stderr log of about --mb megabytes (default 64; `--mb 1024` for the 1 GB figure) in the
+classic log_line_prefix '%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ', as a server writes it with
+log_min_duration_statement = 0, log_statement = none, log_connections = on and log_disconnections = on:
+40 sessions at a time from 6 users and 5 applications, each a connection line, 2-12 statements with
+their durations (DDL, one of them over several lines, DML, queries, role/system commands), 5% failing
+with ERROR + STATEMENT, and a disconnection; checkpoints now and then. Every statement is one
+`duration: ... statement: ...` line, which pgBadger counts once (with log_statement = all beside it,
+a server writes each statement twice and pgBadger counts both). Generated once, kept in .pgtrail/bench/.
 
-Measured, one after the other on the same file, each a single process (pgBadger with -j 1):
-- pgBadger 12 (Debian's `pgbadger`), text report to a file: the baseline;
-- `pgtrail import-logs --dry-run`: read, parse, classify every statement and build every event
-  (everything but publishing, which the capture benchmark measures).
-Prints MB/s, lines/s, peak RSS of each, and pgtrail's rate as a ratio of pgBadger's.
+Measured one after the other on the same file, in one run, so the ratios are of the same moment:
+- pgBadger 12 (Debian's `pgbadger`), text report to a file, -j 1 (the baseline) and -j 2 (the cores
+  pgtrail uses on a 2-core machine);
+- `pgtrail import-logs --dry-run`, --jobs 1 and --jobs N (N = the CPUs): read, parse, classify every
+  statement and build every event;
+- `pgtrail import-logs --jobs N` publishing every event to Kafka (acks=all) on a topic of its own,
+  deleted afterwards.
+Prints MB/s, lines/s and memory of each (peak RSS of the largest process, and the peak of all its
+processes together as PSS, which counts pages shared by the workers once), the ratios, and the
+statements, errors and sessions each tool found.
 
-    python -m bench.logs [--mb 1024]
+    python -m bench.logs [--mb 1024] [--runs 3]
 """
 from __future__ import annotations
 
 import argparse
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -105,20 +114,120 @@ def generate(path: Path, megabytes: int, seed: int = 7) -> None:
     tmp.rename(path)
 
 
-def run(cmd: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
-    """(seconds, peak RSS in MB, result) of one command."""
+def _tree(pid: int) -> list[int]:
+    """pid and every process below it (workers are children of the forkserver, a child of pid)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def _memory(pids: list[int]) -> tuple[int, int]:
+    """(largest RSS, sum of PSS) of these processes, in kB."""
+    largest = total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                fields = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in f if ":" in line)
+                          if k in ("Rss", "Pss")}
+        except (OSError, ValueError):
+            continue
+        largest = max(largest, fields.get("Rss", 0))
+        total += fields.get("Pss", 0)
+    return largest, total
+
+
+@dataclass
+class Run:
+    name: str
+    secs: float
+    rss_mb: int          # peak RSS of the largest process
+    pss_mb: int          # peak of all its processes together (PSS)
+    result: subprocess.CompletedProcess
+
+
+def run(name: str, cmd: list[str], env: dict | None = None) -> Run:
+    """One command, timed, its memory sampled every 50 ms."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**os.environ, **(env or {})})
+    peak_rss = peak_pss = 0
+    out: dict[str, str] = {}
+    readers = [threading.Thread(target=lambda k=k, s=s: out.__setitem__(k, s.read()), daemon=True)
+               for k, s in (("out", proc.stdout), ("err", proc.stderr))]
+    for t in readers:
+        t.start()
+    while proc.poll() is None:
+        rss, pss = _memory(_tree(proc.pid))
+        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+        time.sleep(0.05)
     elapsed = time.perf_counter() - started
-    out, err = proc.stdout.read(), proc.stderr.read()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return elapsed, usage.ru_maxrss // 1024, subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    for t in readers:
+        t.join()
+    result = subprocess.CompletedProcess(cmd, proc.returncode, out.get("out", ""), out.get("err", ""))
+    if proc.returncode != 0:
+        sys.exit(f"{name} failed ({proc.returncode}): {result.stdout[-2000:]} {result.stderr[-2000:]}")
+    return Run(name, elapsed, peak_rss // 1024, peak_pss // 1024, result)
+
+
+def pgbadger(log: Path, jobs: int, report: Path) -> Run:
+    return run(f"pgBadger -j {jobs}", ["pgbadger", "-j", str(jobs), "-q", "-f", "stderr", "--prefix", PREFIX,
+                                       "-x", "text", "-o", str(report), str(log)])
+
+
+def pgtrail(log: Path, jobs: int, kafka_prefix: str | None = None) -> Run:
+    cmd = [sys.executable, "-m", "pgtrail.cli", "import-logs", "--jobs", str(jobs), "--prefix", PREFIX,
+           "--server", "bench-logs", str(log)]
+    if kafka_prefix is None:
+        return run(f"pgtrail --jobs {jobs} (dry run)", cmd[:4] + ["--dry-run"] + cmd[4:])
+    return run(f"pgtrail --jobs {jobs} + Kafka", cmd, env={"PGTRAIL_KAFKA_TOPIC_PREFIX": kafka_prefix})
+
+
+def pgbadger_counts(report: Path) -> dict[str, int]:
+    """Queries (statements with their duration), error events and sessions in pgBadger's text report."""
+    text = report.read_text(errors="replace")
+    found = {}
+    for key, label in (("statements", "Number of queries"), ("errors", "Number of events"),
+                       ("sessions", "Total number of sessions")):
+        m = re.search(rf"{label}: ([\d,]+)", text)
+        found[key] = int(m.group(1).replace(",", "")) if m else -1
+    return found
+
+
+def pgtrail_counts(stdout: str) -> dict[str, int]:
+    """Statements (entries that are neither a connection, a disconnection nor an error without a
+    statement), failed ones and sessions in import-logs' summary."""
+    line = next(x for x in stdout.splitlines() if x.startswith("entries: "))
+    cats, _, failed = line[len("entries: "):].partition("; ")
+    counts = {name: int(n) for n, name in (part.split(" ", 1) for part in cats.split(", "))}
+    return {"statements": sum(n for c, n in counts.items() if c not in ("connection", "disconnection", "error")),
+            "errors": int(failed.split()[0]), "sessions": counts.get("disconnection", 0)}
+
+
+def drop_topics(prefix: str) -> None:
+    from kafka.admin import KafkaAdminClient
+
+    from publisher import KafkaSettings
+    settings = KafkaSettings(topic_prefix=prefix)
+    admin = KafkaAdminClient(client_id="bench-logs", **settings.client_options())
+    try:
+        admin.delete_topics([t for t in admin.list_topics() if t.startswith(prefix + ".")])
+    finally:
+        admin.close()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mb", type=int, default=1024)
+    ap.add_argument("--mb", type=int, default=64, help="size of the generated log (1024: the figure in docs/)")
+    ap.add_argument("--runs", type=int, default=1, help="measure everything this many times")
+    ap.add_argument("--no-kafka", action="store_true", help="skip the run that publishes to Kafka")
     args = ap.parse_args()
     if not shutil.which("pgbadger"):
         sys.exit("pgbadger is not installed: make setup installs Debian's pgbadger")
@@ -131,24 +240,41 @@ def main() -> None:
     size = log.stat().st_size
     with open(log, "rb") as fh:
         lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 24), b""))
-    print(f"log import benchmark on {machine()}")
+    cpus = os.cpu_count() or 1
+    print(f"log import benchmark on {machine()}; load average before: {os.getloadavg()[0]:.2f}")
     print(f"workload: {log.name}, {size / 1e6:.0f} MB, {lines:,} lines, stderr, log_line_prefix {PREFIX!r}")
-
+    print("  written as with log_min_duration_statement = 0, log_statement = none, log_connections = on, "
+          "log_disconnections = on:\n  each statement one 'duration: ... statement:' line (pgBadger counts it once)")
     report = folder / "pgbadger-report.txt"
-    b_secs, b_rss, b = run(["pgbadger", "-j", "1", "-q", "-f", "stderr", "--prefix", PREFIX, "-x", "text",
-                            "-o", str(report), str(log)])
-    if b.returncode != 0:
-        sys.exit(f"pgbadger failed: {b.stderr[-2000:]}")
-    p_secs, p_rss, p = run([sys.executable, "-m", "pgtrail.cli", "import-logs", "--dry-run", "--prefix", PREFIX,
-                            str(log)])
-    if p.returncode != 0:
-        sys.exit(f"pgtrail import-logs failed: {p.stdout[-2000:]} {p.stderr[-2000:]}")
-    summary = next(x for x in p.stdout.splitlines() if "entries" in x)
-    for name, secs, rss in (("pgBadger -j 1 (baseline)", b_secs, b_rss), ("pgtrail import-logs", p_secs, p_rss)):
-        print(f"  {name:<26} {secs:8.1f} s  {size / 1e6 / secs:7.1f} MB/s  {lines / secs:10,.0f} lines/s  "
-              f"peak RSS {rss} MB")
-    print(f"  pgtrail: {summary.split('; ', 1)[1]}")
-    print(f"ratio pgtrail / pgBadger (MB/s): {b_secs / p_secs:.2f}")
+    for n in range(1, args.runs + 1):
+        runs = [pgbadger(log, 1, report)]
+        badger = pgbadger_counts(report)
+        runs.append(pgbadger(log, 2, report))
+        runs.append(pgtrail(log, 1))
+        runs.append(pgtrail(log, cpus))
+        if not args.no_kafka:
+            topics = f"benchlogs{os.getpid()}x{n}"
+            try:
+                runs.append(pgtrail(log, cpus, kafka_prefix=topics))
+            finally:
+                drop_topics(topics)
+        print(f"run {n} of {args.runs} (load average {os.getloadavg()[0]:.2f}):")
+        j1, j2 = runs[0].secs, runs[1].secs
+        for r in runs:
+            print(f"  {r.name:<28} {r.secs:7.1f} s {size / 1e6 / r.secs:6.1f} MB/s {lines / r.secs:9,.0f} lines/s  "
+                  f"x{j1 / r.secs:4.2f} pgBadger -j 1  x{j2 / r.secs:4.2f} -j 2  "
+                  f"peak RSS {r.rss_mb} MB (all processes {r.pss_mb} MB PSS)")
+        trail = pgtrail_counts(runs[3].result.stdout)
+        published = [r for r in runs if r.name.endswith("Kafka")]
+        if published:
+            sent = re.search(r": (\d+) published;", published[0].result.stdout)
+            trail["published"] = int(sent.group(1)) if sent else -1
+        print(f"  found by pgBadger: {badger['statements']:,} statements (queries), {badger['errors']:,} errors "
+              f"(events), {badger['sessions']:,} sessions")
+        print(f"  found by pgtrail:  {trail['statements']:,} statements ({trail['errors']:,} failed), "
+              f"{trail['sessions']:,} sessions (disconnections)"
+              + (f"; {trail['published']:,} events published" if "published" in trail else ""))
+        print(f"  pgtrail: {runs[3].result.stdout.split('; ', 1)[1].splitlines()[0]}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,10 @@ from logimport.reader import (DETECT_LINES, MAX_LINE_BYTES, MAX_SAMPLES, LogForm
 from schemas.events import Actor, LogImportEvent, parse_event
 from schemas.wire import Encoded, encode
 
-CHUNK_BYTES = 2 << 20  # small enough that a chunk's events in flight stay a few MB per worker
+# A chunk's worth of work per task: large enough that handing it over costs little, small enough that
+# the chunks in flight stay a few MB (a chunk's events, ready for Kafka, take about 5x its bytes).
+CHUNK_BYTES = 2 << 20
+CHUNK_BYTES_ENCODED = 512 << 10
 
 # what a worker hands the parent, in log order
 EVENT, RECORD, FLUSH, REMEMBER, FORGET, GUESS = range(6)
@@ -77,12 +80,13 @@ def workers(jobs: int) -> ProcessPoolExecutor:
 def read_log_parallel(path: str | os.PathLike, *, pool: ProcessPoolExecutor, jobs: int, origin: str,
                       log_format: str | None = None, prefix: str | None = None, server: str = "unknown",
                       simulated: bool = False, report: ParseReport, encoded: bool = True,
-                      chunk_bytes: int = CHUNK_BYTES, on_chunk: Callable[[], None] | None = None
+                      chunk_bytes: int | None = None, on_chunk: Callable[[], None] | None = None
                       ) -> Iterator[LogImportEvent | Encoded]:
     """read_log's events of one file, parsed by `pool`'s workers. `encoded`: events built by a
     worker come as Encoded (ready for Kafka; `.event` parses it), the others as models; False: no
     event is handed out, only `report` is filled (a dry run). A file that cannot be split
     (compressed, csvlog, smaller than two chunks, not a log) is read by read_log in this process."""
+    chunk_bytes = chunk_bytes or (CHUNK_BYTES_ENCODED if encoded else CHUNK_BYTES)
     plan = _plan(path, log_format, prefix, chunk_bytes)
     if plan is None:
         for event in read_log(path, origin=origin, log_format=log_format, prefix=prefix, server=server,
