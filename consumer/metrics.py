@@ -1,7 +1,8 @@
 """Every consumer metric, declared once. Dashboards and alert rules use only these names."""
 from prometheus_client import Counter, Gauge
 
-EVENTS_CONSUMED = Counter("pgtrail_consumer_events_total", "Events decoded from the replication stream",
+EVENTS_CONSUMED = Counter("pgtrail_consumer_events_total", "Events decoded from the replication stream (simulated "
+                          "history under kind log_import_simulated)",
                           ["database", "kind"])
 EVENTS_PUBLISHED = Counter("pgtrail_consumer_events_published_total",
                            "Events acknowledged by Kafka", ["database", "kind"])

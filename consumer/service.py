@@ -24,10 +24,12 @@ from consumer.source import SourceSession
 from consumer.stream import ReplicationStream, SlotLost
 from pgtrail.errors import Fatal, Poison, Retryable, classify_kafka
 from publisher.base import Publisher
-from schemas import DdlEvent, SecurityEvent
+from schemas import DdlEvent, LogImportEvent, SecurityEvent
 
 log = logging.getLogger(__name__)
 _SENSITIVE = frozenset(("PII", "PHI", "FINANCIAL"))
+# the `kind` label of simulated history (import_historical_operations): apart from the real events
+SIMULATED = "log_import_simulated"
 
 
 class CaptureService:
@@ -217,8 +219,7 @@ class CaptureService:
         room = limit - 65536  # below this no event needs a look (oversize.fit checks exactly)
         try:
             for enc in self.normalizer.feed(change):
-                kind = enc.kind
-                counts[kind] = counts.get(kind, 0) + 1
+                kind = label = enc.kind
                 if kind == "dml":
                     last_event = True
                     for tag in enc.tags:
@@ -238,13 +239,16 @@ class CaptureService:
                         metrics.SECURITY_EVENTS.labels(self.database).inc()
                         log.warning("security event in %s at %s: %s", self.database, event.source.change_lsn,
                                     event.payload.reason)
+                    elif isinstance(event, LogImportEvent) and event.payload.simulated:
+                        label = SIMULATED  # made-up history is never counted as real events
+                counts[label] = counts.get(label, 0) + 1
                 if len(enc.value) > room:
                     enc, left_out = fit(enc, limit)
                     if left_out:
                         metrics.OVERSIZE_VALUES.labels(self.database).inc(left_out)
                         log.warning("%s event at %s: %d value(s) over Kafka's message limit (%d bytes) left out "
                                     "and referenced", kind, getattr(change, "lsn", "?"), left_out, limit)
-                send(topic(kind), enc.key, enc.value, enc.headers, tracker.add(target, kind))
+                send(topic(kind), enc.key, enc.value, enc.headers, tracker.add(target, label))
         except Poison as exc:
             self._dead_letter(payload, str(exc), target)
         if last_event:
