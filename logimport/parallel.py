@@ -33,12 +33,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Callable, Iterator
 
-from logimport.entries import (ATTRIBUTION, AUDIT, CONNECTION, DISCONNECTION, DURATION, ERROR, STATEMENT,
-                               EntryBuilder, _STATEMENT, actor, message_kind)
-from logimport.formats import CsvRecords, JsonRecords, Record, StderrRecords
+from logimport.entries import (_STATEMENT, ATTRIBUTION, AUDIT, DISCONNECTION, DURATION, ERROR, STATEMENT,
+                               EntryBuilder, actor, message_kind)
+from logimport.formats import JsonRecords, Record, StderrRecords
 from logimport.prefix import SUB_FIELDS, Prefix
-from logimport.reader import (DETECT_LINES, MAX_LINE_BYTES, MAX_SAMPLES, LogFormatError, ParseReport, _is_binary, _Lines, _records,
-                              detect_format, read_log)
+from logimport.reader import (DETECT_LINES, MAX_LINE_BYTES, MAX_SAMPLES, LogFormatError, ParseReport, _is_binary,
+                              _Lines, _records, detect_format, read_log)
 from schemas.events import Actor, LogImportEvent, parse_event
 from schemas.wire import Encoded, encode
 

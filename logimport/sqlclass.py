@@ -254,7 +254,8 @@ def _classify_text(sql: str) -> Classification:
 # them is never taken for the start of a literal; a digit after a word character or '$' belongs to
 # a name or a parameter and is kept. Token kinds and names stay as they were, so a statement and its
 # shape classify the same (tests/unit/test_logimport_sqlclass.py checks it on every case).
-_SHAPE = re.compile(r"""(?P<keep>"(?:[^"]|"")*"|(?<![\w$])\$(?P<tag>(?:[^\W\d]\w*)?)\$.*?\$(?P=tag)\$|--[^\n]*|/\*.*?\*/)
+_SHAPE = re.compile(r"""(?P<keep>"(?:[^"]|"")*"
+                              | (?<![\w$])\$(?P<tag>(?:[^\W\d]\w*)?)\$.*?\$(?P=tag)\$ | --[^\n]* | /\*.*?\*/)
                       | (?P<literal>(?<![\w$])[Ee]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*')
                       | (?<![\w$.])\d+""", re.S | re.X)
 _DIGITS = re.compile(r"\d+")
