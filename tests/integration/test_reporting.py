@@ -62,8 +62,8 @@ def test_history_show_diff_dashboard_report_tail(pipeline, tmp_path):
     report = tmp_path / "report.html"
     pgtrail(pipeline, "report", "-o", str(report))
     page = report.read_text()
-    assert page.startswith("<!doctype html>") and pipeline.source_db in page and "Timeline" in page
-    assert "V002__email.sql" in page and "<script" not in page.lower()
+    assert page.startswith("<!doctype html>") and pipeline.source_db in page and "Events per hour" in page
+    assert "V002__email.sql" in page and "<script src" not in page.lower()  # its script is inline
 
     tailed = pgtrail(pipeline, "tail", "--from-beginning", "--kind", "ddl", "--object", "public.crm",
                      "--json", "--max-events", "4")
