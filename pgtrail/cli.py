@@ -493,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     vault_dsn_and_json(s)
     s.set_defaults(func=cmd_executions)
 
-    s = sub.add_parser("report", help="write an HTML page: timeline of changes per database and the dashboard")
+    s = sub.add_parser("report", help="write one self-contained HTML page: figures, charts and tables from the vault")
     s.add_argument("-o", "--output", default="pgtrail-report.html")
     s.add_argument("--days", type=int, default=30)
     s.add_argument("--dsn", help="vault DSN; overrides PGTRAIL_VAULT_DSN")
