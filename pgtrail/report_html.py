@@ -45,7 +45,7 @@ def duration(ms: float | None) -> str:
         return "-"
     if ms < 1000:
         return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
-    s = ms / 1000
+    s = round(ms / 1000, 1)
     if s < 60:
         return f"{s:.1f} s"
     for size, unit, sub_size, sub in ((60, "min", 1, "s"), (3600, "h", 60, "min"), (86400, "d", 3600, "h")):
@@ -305,8 +305,8 @@ main{padding:1.2rem 2rem}.tiles{display:grid;grid-template-columns:repeat(auto-f
 .card{background:#fff;border-radius:8px;padding:.8rem 1.2rem 1rem;box-shadow:0 1px 2px #0001;min-width:0}
 .card.wide{grid-column:1/-1}h2{font-size:1.1rem;margin:.2rem 0 .3rem}h3{font-size:.95rem;margin:.8rem 0 .2rem}
 .note{color:var(--mute);margin:0 0 .5rem;font-size:.85rem}.empty{color:var(--mute);font-style:italic}
-svg.chart{display:block}svg.bars{max-width:900px}td.t{white-space:nowrap}.chart text{font-size:13px;fill:var(--ink)}.chart .axis{fill:var(--mute);
-font-size:11px}.chart .grid{stroke:var(--line)}.chart .val{fill:var(--mute)}.chart g.bar:hover rect,
+svg.chart{display:block}svg.bars{max-width:900px}td.t{white-space:nowrap}
+.chart text{font-size:13px;fill:var(--ink)}.chart .axis{fill:var(--mute);font-size:11px}.chart .grid{stroke:var(--line)}.chart .val{fill:var(--mute)}.chart g.bar:hover rect,
 .chart rect.seg:hover{opacity:.75}.legend{display:flex;flex-wrap:wrap;gap:.9rem;font-size:.85rem;margin-top:.2rem}
 .legend i{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.3rem;vertical-align:-1px}
 .scroll{overflow:auto;max-height:480px}table{border-collapse:collapse;width:100%;font-size:.82rem}
@@ -320,11 +320,12 @@ footer{color:var(--mute);font-size:.8rem;padding:0 2rem 1.5rem}
 
 # Sorting (numbers as numbers, data-sort before the text) and filters by data-db/-tenant/-kind: an
 # element hides when it names another value than the one chosen; a column's visible segments restack.
+# The filters live in the address (report.html#kind=ddl&db=crm), so a filtered view can be linked.
 _JS = r"""(function(){
 var dims=['db','tenant','kind'];
 function val(td){var s=td.getAttribute('data-sort');return s===null?td.textContent.trim():s}
-document.querySelectorAll('table.sortable th').forEach(function(th,i){th.addEventListener('click',function(){
- var tb=th.closest('table').tBodies[0],asc=th.getAttribute('aria-sort')!=='ascending';
+document.querySelectorAll('table.sortable th').forEach(function(th){th.addEventListener('click',function(){
+ var i=th.cellIndex,tb=th.closest('table').tBodies[0],asc=th.getAttribute('aria-sort')!=='ascending';
  th.parentNode.querySelectorAll('th').forEach(function(h){h.removeAttribute('aria-sort')});
  th.setAttribute('aria-sort',asc?'ascending':'descending');
  var rows=Array.prototype.slice.call(tb.rows);rows.sort(function(a,b){var x=val(a.cells[i]),y=val(b.cells[i]);
@@ -339,7 +340,12 @@ function apply(){var want={};document.querySelectorAll('select[data-filter]').fo
   k=+svg.getAttribute('data-scale');svg.querySelectorAll('g.col').forEach(function(g){var y=base;
   g.querySelectorAll('rect.seg').forEach(function(r){if(r.classList.contains('off'))return;
    var h=+r.getAttribute('data-count')*k;y-=h;r.setAttribute('y',y.toFixed(1))})})})}
-document.querySelectorAll('select[data-filter]').forEach(function(s){s.addEventListener('change',apply)});
+var sels=document.querySelectorAll('select[data-filter]');
+new URLSearchParams(location.hash.slice(1)).forEach(function(v,k){sels.forEach(function(s){
+ if(s.getAttribute('data-filter')===k)s.value=v})});
+sels.forEach(function(s){s.addEventListener('change',function(){var h=new URLSearchParams();
+ sels.forEach(function(x){if(x.value)h.set(x.getAttribute('data-filter'),x.value)});
+ history.replaceState(null,'','#'+h.toString());apply()})});
 apply();document.documentElement.setAttribute('data-js','ready');
 })();"""
 
@@ -485,7 +491,7 @@ _EXECUTION_COLUMNS = [
     Column("script", lambda r: r["script_name"], width=50), Column("version", lambda r: r["version"]),
     Column("kind", lambda r: r["kind"]), Column("status", lambda r: r["status"]),
     Column("took", lambda r: duration(r["duration_ms"]), lambda r: r["duration_ms"] if r["duration_ms"] is not None
-           else -1),
+           else -1, cls="t"),
     Column("rows", lambda r: r["rows_affected"], lambda r: r["rows_affected"] if r["rows_affected"] is not None
            else -1),
     Column("ticket", lambda r: r["ticket_number"]), Column("by", lambda r: r["executed_by"]),

@@ -93,7 +93,8 @@ _FIGURES = {
 }
 _TOTALS = """select count(*) as events, count(distinct session_user_name) as actors,
                     count(*) filter (where kind = 'dml' and cardinality(tags) > 0) as sensitive,
-                    coalesce(array_agg(distinct database_name) filter (where database_name is not null), '{}') as databases,
+                    coalesce(array_agg(distinct database_name) filter (where database_name is not null), '{}')
+                        as databases,
                     coalesce(array_agg(distinct tenant_id) filter (where tenant_id is not null), '{}') as tenants,
                     coalesce(array_agg(distinct kind), '{}') as kinds
                from ev"""

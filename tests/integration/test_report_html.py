@@ -9,14 +9,11 @@ import subprocess
 import tempfile
 import time
 import uuid
-from datetime import timezone
 from html.parser import HTMLParser
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.conftest import dsn
 from tests.integration.conftest import ROOT, wait_until
 from tests.integration.test_reporting import pgtrail
 
@@ -36,12 +33,16 @@ def chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 class Dom(HTMLParser):
-    """The rendered DOM's chart elements (rect.seg and g.bar, by data-chart), tiles and tags seen."""
+    """The rendered DOM's charts (svg attributes; rect.seg and g.bar by data-chart), table rows
+    (tr attributes and their cells' attributes, by data-table) and how often each tag occurs."""
 
     def __init__(self, text: str):
         super().__init__()
         self.chart: str | None = None
+        self.table: str | None = None
+        self.charts: dict[str, dict] = {}
         self.points: dict[str, list[dict]] = {}
+        self.rows: dict[str, list[tuple[dict, list[dict]]]] = {}
         self.tags: dict[str, int] = {}
         self.root: dict = {}
         self.feed(text)
@@ -53,6 +54,13 @@ class Dom(HTMLParser):
             self.root = a
         if tag == "svg" and "data-chart" in a:
             self.chart = a["data-chart"]
+            self.charts.setdefault(self.chart, a)
+        if tag == "table":
+            self.table = a.get("data-table")
+        if tag == "tr" and self.table and "data-kind" in a:
+            self.rows.setdefault(self.table, []).append((a, []))
+        if tag == "td" and self.table in self.rows:
+            self.rows[self.table][-1][1].append(a)
         classes = (a.get("class") or "").split()
         if self.chart and (tag == "rect" and "seg" in classes or tag == "g" and "bar" in classes):
             self.points.setdefault(self.chart, []).append(a)
@@ -60,6 +68,12 @@ class Dom(HTMLParser):
     def handle_endtag(self, tag):
         if tag == "svg":
             self.chart = None
+        if tag == "table":
+            self.table = None
+
+
+def hidden(attrs: dict) -> bool:
+    return "off" in (attrs.get("class") or "").split()
 
 
 def rows(vault: psycopg.Connection, sql: str) -> dict:
@@ -146,6 +160,28 @@ def test_report_in_chromium_shows_the_vaults_counts(pipeline, tmp_path):
         # self-contained and escaped: nothing fetched, and the hostile table name stays text
         assert "http://" not in page and "https://" not in page and "<link" not in page
         assert dom.tags.get("img", 0) == 0 and HOSTILE.replace("<", "&lt;").replace(">", "&gt;") in page
+
+        # a filter, as a link carries it: other kinds hidden in charts and tables, what stays restacked
+        dml = Dom(chromium("--dump-dom", report.as_uri() + "#kind=dml").stdout)
+        svg = dml.charts["events-per-hour"]
+        base, scale = float(svg["data-base"]), float(svg["data-scale"])
+        for seg in dml.points["events-per-hour"]:
+            assert hidden(seg) == (seg["data-kind"] != "dml"), seg
+            if seg["data-kind"] == "dml":
+                assert abs(float(seg["y"]) + int(seg["data-count"]) * scale - base) < 0.2, seg
+        recent = dml.rows["recent"]
+        assert {tr["data-kind"] for tr, _ in recent if not hidden(tr)} == {"dml"}
+        assert any(hidden(tr) for tr, _ in recent) and all(hidden(tr) for tr, _ in recent if tr["data-kind"] != "dml")
+        # sorting, clicked as a person would: by time, oldest first, then newest first
+        def sorted_by_time(clicks: int) -> list[str]:
+            clicked = tmp_path / f"clicked{clicks}.html"
+            clicked.write_text(page.replace("</body>", "<script>" + "document.querySelector("
+                                            "'table[data-table=recent] th').click();" * clicks + "</script></body>"))
+            return [cells[0]["data-sort"] for _, cells in Dom(chromium("--dump-dom", clicked.as_uri()).stdout)
+                    .rows["recent"]]
+        times = [cells[0]["data-sort"] for _, cells in dom.rows["recent"]]
+        assert sorted_by_time(1) == sorted(times) and sorted_by_time(2) == sorted(times, reverse=True)
+        assert len(set(times)) > 1
 
         out = ROOT / ".pgtrail"
         out.mkdir(exist_ok=True)

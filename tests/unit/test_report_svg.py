@@ -62,8 +62,8 @@ def test_a_long_period_is_drawn_in_days_summed_exactly():
 
 
 def test_times_and_durations_read_as_people_say_them():
-    assert [rh.duration(v) for v in (None, 4.25, 850, 1234, 61_000, 7_800_000, 90_000_000)] == [
-        "-", "4.2 ms", "850 ms", "1.2 s", "1 min 1 s", "2 h 10 min", "1 d 1 h"]
+    assert [rh.duration(v) for v in (None, 4.25, 850, 1234, 59_990, 61_000, 7_800_000, 90_000_000)] == [
+        "-", "4.2 ms", "850 ms", "1.2 s", "1 min", "1 min 1 s", "2 h 10 min", "1 d 1 h"]
     now = T0 + timedelta(days=3)
     assert [rh.ago(now - d, now) for d in (timedelta(seconds=5), timedelta(minutes=7), timedelta(hours=5),
                                            timedelta(days=3))] == ["just now", "7 min ago", "5 h ago", "3 days ago"]
