@@ -5,8 +5,9 @@ script (sorting, filters), so the file opens anywhere without a network. Every f
 draws is also in data-* attributes of its element (data-kind, data-count, ...): a browser test reads
 the numbers back from the rendered DOM. Every text from the database goes through `esc`.
 
-Anything with `simulated` set (a bar, a stacked cell, a table row) is drawn hatched and labelled
-"[simulated]", so showing simulated history is a matter of reading that flag from the vault.
+Anything with `simulated` set (a bar, a stacked cell, a table row; each figure's row may carry the
+flag) is drawn hatched and labelled "[simulated]", so showing simulated history takes only the
+vault's rows with the flag (reports.html_report's include_simulated).
 """
 from __future__ import annotations
 
@@ -48,13 +49,11 @@ def duration(ms: float | None) -> str:
     s = round(ms / 1000, 1)
     if s < 60:
         return f"{s:.1f} s"
-    for size, unit, sub_size, sub in ((60, "min", 1, "s"), (3600, "h", 60, "min"), (86400, "d", 3600, "h")):
-        if s < size * 60 or unit == "d":
-            whole, rest = divmod(int(s), size)
-            if unit == "h" and whole >= 24:
-                continue
-            return f"{whole} {unit} {rest // sub_size} {sub}" if rest // sub_size else f"{whole} {unit}"
-    raise AssertionError("unreachable")
+    size, unit, sub_size, sub = ((60, "min", 1, "s") if s < 3600 else (3600, "h", 60, "min") if s < 86400
+                                 else (86400, "d", 3600, "h"))
+    whole, rest = divmod(int(s), size)
+    rest //= sub_size
+    return f"{whole} {unit} {rest} {sub}" if rest else f"{whole} {unit}"
 
 
 def when(at: datetime | None) -> str:
@@ -306,8 +305,9 @@ main{padding:1.2rem 2rem}.tiles{display:grid;grid-template-columns:repeat(auto-f
 .card.wide{grid-column:1/-1}h2{font-size:1.1rem;margin:.2rem 0 .3rem}h3{font-size:.95rem;margin:.8rem 0 .2rem}
 .note{color:var(--mute);margin:0 0 .5rem;font-size:.85rem}.empty{color:var(--mute);font-style:italic}
 svg.chart{display:block}svg.bars{max-width:900px}td.t{white-space:nowrap}
-.chart text{font-size:13px;fill:var(--ink)}.chart .axis{fill:var(--mute);font-size:11px}.chart .grid{stroke:var(--line)}.chart .val{fill:var(--mute)}.chart g.bar:hover rect,
-.chart rect.seg:hover{opacity:.75}.legend{display:flex;flex-wrap:wrap;gap:.9rem;font-size:.85rem;margin-top:.2rem}
+.chart text{font-size:13px;fill:var(--ink)}.chart .axis{fill:var(--mute);font-size:11px}
+.chart .grid{stroke:var(--line)}.chart .val{fill:var(--mute)}.chart g.bar:hover rect,.chart rect.seg:hover{opacity:.75}
+.legend{display:flex;flex-wrap:wrap;gap:.9rem;font-size:.85rem;margin-top:.2rem}
 .legend i{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.3rem;vertical-align:-1px}
 .scroll{overflow:auto;max-height:480px}table{border-collapse:collapse;width:100%;font-size:.82rem}
 th,td{padding:.3rem .5rem;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
@@ -389,7 +389,8 @@ def _section(dash: list[dict], name: str) -> list[dict]:
 
 def events_chart(hourly: Sequence[dict], name: str = "events-per-hour") -> tuple[str, str]:
     """(heading, html): one stacked chart per database, columns of hours (or days) by kind."""
-    cells = [Cell(_utc(r["hour"]), r["kind"], int(r["n"]), {"db": r["database_name"]}) for r in hourly]
+    cells = [Cell(_utc(r["hour"]), r["kind"], int(r["n"]), {"db": r["database_name"]}, bool(r.get("simulated")))
+             for r in hourly]
     bucket = bucket_for([c.start for c in cells])
     unit = "hour" if bucket == HOUR else "day"
     parts = []
@@ -421,9 +422,12 @@ def page(f: Figures) -> str:
     ]
     heading, events = events_chart(f.hourly)
     actors = [Bar(r["actor"], r["ddl"] + r["dml"], {"actor": r["actor"]},
-                  f"{number(r['ddl'] + r['dml'])}  ({r['ddl']} DDL, {r['dml']} DML)") for r in f.actors]
-    objects = [Bar(r["object"], r["n"], {"db": r["database_name"], "object": r["object"]}) for r in f.objects]
-    sens_cells = [Cell(_utc(r["hour"]), r["tag"], int(r["n"]), {"db": r["database_name"]}) for r in f.sensitive]
+                  f"{number(r['ddl'] + r['dml'])}  ({r['ddl']} DDL, {r['dml']} DML)", bool(r.get("simulated")))
+              for r in f.actors]
+    objects = [Bar(r["object"], r["n"], {"db": r["database_name"], "object": r["object"]},
+                   simulated=bool(r.get("simulated"))) for r in f.objects]
+    sens_cells = [Cell(_utc(r["hour"]), r["tag"], int(r["n"]), {"db": r["database_name"]}, bool(r.get("simulated")))
+                  for r in f.sensitive]
     sens_bucket = bucket_for([c.start for c in sens_cells])
     sens_tables = [{"table": r["name"], "n": r["value"], "tags": ", ".join((r["detail"] or {}).get("tags") or [])}
                    for r in _section(dash, "sensitive data changes")]

@@ -17,10 +17,10 @@ EXECUTION_COLUMNS = [
 DASHBOARD_COLUMNS = [("section", "section"), ("name", "name"), ("value", "value"), ("detail", "detail")]
 
 
-def dashboard(conn: psycopg.Connection, days: int = 30) -> list[dict[str, Any]]:
+def dashboard(conn: psycopg.Connection, days: int = 30, include_simulated: bool = False) -> list[dict[str, Any]]:
     since = datetime.now(timezone.utc) - timedelta(days=days)
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute("select * from script_tracking.get_enterprise_dashboard(%s)", (since,))
+        cur.execute("select * from script_tracking.get_enterprise_dashboard(%s, %s)", (since, include_simulated))
         return cur.fetchall()
 
 
@@ -60,8 +60,9 @@ def render_json(rows: list[dict[str, Any]]) -> str:
     return tables.to_json(rows)
 
 
-# The period's real events: simulated history (import_historical_operations(days, true)) is left
-# out, as every report of sql/vault/008_reports.sql leaves it out unless asked. An event's time is
+# The period's events. Simulated history (import_historical_operations(days, true)) is left out
+# unless asked, as in every report of sql/vault/008_reports.sql; each figure is grouped by the flag,
+# so that, asked for, it is drawn apart and marked (pgtrail/report_html.py). An event's time is
 # vault.event_history's: its commit, else (a script step outside any transaction) the step's own
 # time. Hours are UTC hours.
 _EVENTS = """
@@ -76,20 +77,21 @@ with ev as (
           left join vault.sat_script_execution sc using (hk_event)
           left join vault.sat_log_entry le using (hk_event)
           left join vault.sat_operation op using (hk_event)) e
-     where at >= %(since)s and not simulated)
+     where at >= %(since)s and (%(simulated)s or not simulated))
 """
 _FIGURES = {
-    "hourly": "select database_name, kind, hour, count(*) as n from ev group by 1, 2, 3 order by 3, 2",
-    "actors": """select coalesce(session_user_name, '(unknown)') as actor, count(*) filter (where kind = 'ddl') as ddl,
-                        count(*) filter (where kind = 'dml') as dml
-                   from ev where kind in ('ddl', 'dml') group by 1 order by count(*) desc, 1 limit 15""",
-    "objects": """select ev.database_name, coalesce(ddl.parent_identity, o.object_identity) as object, count(*) as n
+    "hourly": "select database_name, kind, hour, simulated, count(*) as n from ev group by 1, 2, 3, 4 order by 3, 2",
+    "actors": """select coalesce(session_user_name, '(unknown)') as actor, simulated,
+                        count(*) filter (where kind = 'ddl') as ddl, count(*) filter (where kind = 'dml') as dml
+                   from ev where kind in ('ddl', 'dml') group by 1, 2 order by count(*) desc, 1 limit 15""",
+    "objects": """select ev.database_name, coalesce(ddl.parent_identity, o.object_identity) as object, ev.simulated,
+                         count(*) as n
                     from ev left join vault.hub_object o on o.hk_object = ev.hk_object
                     left join vault.sat_ddl ddl on ddl.hk_event = ev.hk_event
                    where ev.kind in ('ddl', 'dml') and coalesce(ddl.parent_identity, o.object_identity) is not null
-                   group by 1, 2 order by 3 desc, 2 limit 15""",
-    "sensitive": """select database_name, tag, hour, count(*) as n from ev cross join unnest(ev.tags) as tag
-                     where kind = 'dml' group by 1, 2, 3 order by 3, 2""",
+                   group by 1, 2, 3 order by 4 desc, 2 limit 15""",
+    "sensitive": """select database_name, tag, hour, simulated, count(*) as n from ev cross join unnest(ev.tags) as tag
+                     where kind = 'dml' group by 1, 2, 3, 4 order by 3, 2""",
 }
 _TOTALS = """select count(*) as events, count(distinct session_user_name) as actors,
                     count(*) filter (where kind = 'dml' and cardinality(tags) > 0) as sensitive,
@@ -100,21 +102,24 @@ _TOTALS = """select count(*) as events, count(distinct session_user_name) as act
                from ev"""
 
 
-def html_report(conn: psycopg.Connection, days: int = 30) -> str:
+def html_report(conn: psycopg.Connection, days: int = 30, include_simulated: bool = False) -> str:
     """One self-contained page (pgtrail/report_html.py): figures, inline SVG charts and sortable,
     filterable tables of the last `days` days, read only from the vault."""
     now = datetime.now(timezone.utc)
     since = now - timedelta(days=days)
+    params = {"since": since, "simulated": include_simulated}
     figures: dict[str, Any] = {}
     with conn.cursor(row_factory=dict_row) as cur:
         for name, sql in _FIGURES.items():
-            cur.execute(_EVENTS + sql, {"since": since})
+            cur.execute(_EVENTS + sql, params)
             figures[name] = cur.fetchall()
-        cur.execute(_EVENTS + _TOTALS, {"since": since})
+        cur.execute(_EVENTS + _TOTALS, params)
         totals = cur.fetchone()
-        cur.execute("select * from script_tracking.get_execution_history(max_rows => 500, since => %s)", (since,))
+        cur.execute("select * from script_tracking.get_execution_history(max_rows => 500, since => %s, "
+                    "include_simulated => %s)", (since, include_simulated))
         runs = cur.fetchall()
-    recent = [r for r in history.fetch(conn, limit=300) if r["commit_time"] and r["commit_time"] >= since]
+    recent = [r for r in history.fetch(conn, limit=300, include_simulated=include_simulated)
+              if r["commit_time"] and r["commit_time"] >= since]
     return report_html.page(report_html.Figures(now=now, since=since, days=days, totals=totals,
-                                                dashboard=dashboard(conn, days), executions=runs, recent=recent,
-                                                **figures))
+                                                dashboard=dashboard(conn, days, include_simulated), executions=runs,
+                                                recent=recent, **figures))

@@ -96,3 +96,22 @@ def test_page_is_self_contained_sortable_and_escapes_everything():
     assert page.count("<script>") == 1 and "http://" not in page and "https://" not in page
     assert "table.sortable" in page and 'data-filter="db"' in page and "1,700,000,000" not in page
     assert 'data-kind="ddl" data-start="2026-12-04T09:00:00+00:00" data-count="3"' in page
+
+
+def test_figures_flagged_simulated_are_drawn_apart_and_marked():
+    hour = T0.replace(tzinfo=None)
+    f = rh.Figures(
+        now=T0, since=T0 - timedelta(days=1), days=1,
+        hourly=[{"database_name": "crm", "kind": "log_import", "hour": hour, "n": 5, "simulated": True},
+                {"database_name": "crm", "kind": "log_import", "hour": hour, "n": 2, "simulated": False}],
+        actors=[{"actor": "ghost", "ddl": 1, "dml": 0, "simulated": True}], objects=[], sensitive=[],
+        totals={"events": 7, "actors": 1, "sensitive": 0, "databases": ["crm"], "tenants": [], "kinds": ["log_import"]},
+        dashboard=[], executions=[], recent=[{"simulated": True, "kind": "log_import", "commit_time": T0,
+                                             "database_name": "crm", "tenant_id": None, "action": "SELECT",
+                                             "object_identity": None, "session_user_name": "ghost",
+                                             "application_name": None, "tags": [], "ticket_number": None,
+                                             "statement": "select 1", "status": "completed", "error": None,
+                                             "log_duration_ms": 1.0}])
+    page = rh.page(f)
+    assert page.count('class="seg simulated"') == 1 and page.count('class="seg"') == 1
+    assert "ghost [simulated]" in page and "<tr class=simulated" in page and "[SIMULATED]" in page
