@@ -43,7 +43,8 @@ def render_dashboard(rows: list[dict[str, Any]], now: datetime | None = None) ->
             out.append(f"\n{section}")
         value, detail = tables.cell(r["value"]), r["detail"]
         if section == "last activity":
-            at = datetime.fromisoformat(str((detail or {})["at"]))
+            at = (detail or {}).get("at")
+            at = datetime.fromisoformat(at) if at else None
             value, detail = report_html.ago(at, now), report_html.when(at)
         elif section.startswith("slowest"):
             value = report_html.duration(r["value"])

@@ -73,9 +73,11 @@ def test_times_and_durations_read_as_people_say_them():
 def test_dashboard_last_activity_is_a_time_not_an_epoch():
     at = T0 - timedelta(minutes=12)
     rows = [{"section": "last activity", "name": "crm", "value": at.timestamp(), "detail": {"at": at.isoformat()}},
+            {"section": "last activity", "name": "idle", "value": None, "detail": {"at": None}},
             {"section": "slowest scripts", "name": "V1.sql", "value": 125_000.0, "detail": None}]
     text = render_dashboard(rows, now=T0)
     assert "12 min ago" in text and "2026-12-04 08:48:00 UTC" in text and "2 min 5 s" in text
+    assert "never  idle" in text
     assert str(int(at.timestamp())) not in text and f"{at.timestamp():,.0f}"[:9] not in text
 
 
