@@ -306,7 +306,7 @@ def cmd_dashboard(args) -> int:
     from pgtrail.install import connect
     from sink.settings import SinkSettings
     with connect(args.dsn or SinkSettings().vault_dsn.get_secret_value(), "vault") as conn:
-        rows = reports.dashboard(conn, args.days)
+        rows = reports.dashboard(conn, args.days, args.simulated)
     print(reports.render_json(rows) if args.json else reports.render_dashboard(rows))
     return 0
 
@@ -316,7 +316,7 @@ def cmd_executions(args) -> int:
     from pgtrail.install import connect
     from sink.settings import SinkSettings
     with connect(args.dsn or SinkSettings().vault_dsn.get_secret_value(), "vault") as conn:
-        rows = reports.executions(conn, args.limit, args.script, args.status, args.tenant)
+        rows = reports.executions(conn, args.limit, args.script, args.status, args.tenant, args.simulated)
     print(reports.render_json(rows) if args.json else reports.render_rows(rows, reports.EXECUTION_COLUMNS))
     return 0
 
@@ -326,7 +326,7 @@ def cmd_report(args) -> int:
     from pgtrail.install import connect
     from sink.settings import SinkSettings
     with connect(args.dsn or SinkSettings().vault_dsn.get_secret_value(), "vault") as conn:
-        html = reports.html_report(conn, args.days)
+        html = reports.html_report(conn, args.days, args.simulated)
     with open(args.output, "w", encoding="utf-8") as fh:
         fh.write(html)
     print(f"report written to {args.output}")
@@ -482,6 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("dashboard", help="the enterprise dashboard (script_tracking.get_enterprise_dashboard)")
     s.add_argument("--days", type=int, default=30)
+    s.add_argument("--simulated", action="store_true",
+                   help="include simulated history (import_historical_operations), marked; left out by default")
     vault_dsn_and_json(s)
     s.set_defaults(func=cmd_dashboard)
 
@@ -490,12 +492,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--script")
     s.add_argument("--status", choices=["started", "completed", "failed", "abandoned"])
     s.add_argument("--tenant")
+    s.add_argument("--simulated", action="store_true",
+                   help="include simulated history (import_historical_operations), marked; left out by default")
     vault_dsn_and_json(s)
     s.set_defaults(func=cmd_executions)
 
     s = sub.add_parser("report", help="write one self-contained HTML page: figures, charts and tables from the vault")
     s.add_argument("-o", "--output", default="pgtrail-report.html")
     s.add_argument("--days", type=int, default=30)
+    s.add_argument("--simulated", action="store_true",
+                   help="include simulated history (import_historical_operations), marked; left out by default")
     s.add_argument("--dsn", help="vault DSN; overrides PGTRAIL_VAULT_DSN")
     s.set_defaults(func=cmd_report)
 

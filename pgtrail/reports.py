@@ -25,10 +25,10 @@ def dashboard(conn: psycopg.Connection, days: int = 30, include_simulated: bool 
 
 
 def executions(conn: psycopg.Connection, limit: int = 50, script: str | None = None, status: str | None = None,
-               tenant: str | None = None) -> list[dict[str, Any]]:
+               tenant: str | None = None, include_simulated: bool = False) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute("select * from script_tracking.get_execution_history(%s, %s, %s, %s)",
-                    (limit, script, status, tenant))
+        cur.execute("select * from script_tracking.get_execution_history(%s, %s, %s, %s, "
+                    "include_simulated => %s)", (limit, script, status, tenant, include_simulated))
         return cur.fetchall()
 
 

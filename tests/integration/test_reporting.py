@@ -71,3 +71,26 @@ def test_history_show_diff_dashboard_report_tail(pipeline, tmp_path):
     assert [e["payload"]["command_tag"] for e in events] == ["CREATE TABLE", "ALTER TABLE", "COMMENT", "ALTER TABLE"]
     text = pgtrail(pipeline, "tail", "--from-beginning", "--kind", "script", "--max-events", "2")
     assert "SCRIPT STARTED V002__email.sql" in text
+
+
+def test_simulated_history_is_left_out_unless_asked_and_marked_when_it_is(pipeline, tmp_path):
+    pipeline.start("consumer")
+    pipeline.start("sink")
+    with pipeline.source() as conn:
+        import_id = conn.execute("select script_tracking.import_historical_operations(2, true)").fetchone()[0]
+        op = conn.execute("select track_operation('real work', 'TESTING')").fetchone()[0]
+    for operation in (import_id, op):
+        wait_until(lambda: pipeline.vault_count("select count(*) from vault.sat_operation where operation_id = %s",
+                                                (operation,)), 90, what="the operations in the vault")
+    default = json.loads(pgtrail(pipeline, "executions", "--json"))
+    everything = json.loads(pgtrail(pipeline, "executions", "--json", "--simulated"))
+    assert not any(e["simulated"] for e in default) and any(e["script_name"] == "real work" for e in default)
+    assert any(e["simulated"] for e in everything) and len(everything) > len(default)
+    names = [d["name"] for d in json.loads(pgtrail(pipeline, "dashboard", "--json"))]
+    marked = [d["name"] for d in json.loads(pgtrail(pipeline, "dashboard", "--json", "--simulated"))]
+    assert not any(str(n).endswith("[simulated]") for n in names)
+    assert any(str(n).endswith("[simulated]") for n in marked)
+    plain, with_sim = tmp_path / "plain.html", tmp_path / "sim.html"
+    pgtrail(pipeline, "report", "-o", str(plain))
+    pgtrail(pipeline, "report", "-o", str(with_sim), "--simulated")
+    assert "[simulated]" not in plain.read_text() and "[simulated]" in with_sim.read_text()
