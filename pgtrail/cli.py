@@ -44,19 +44,20 @@ def cmd_install(args) -> int:
             return 1 if failed else 0
         print(f"vault: applied {', '.join(install(cfg.sink.vault_dsn.get_secret_value(), 'vault'))}")
         return 0
-    source_dsn = None
+    source_dsn = installed_vault = None
     if args.part in ("source", "all"):
         dsn = source_dsn = args.dsn or ConsumerSettings().source_dsn.get_secret_value()
         print(f"source: applied {', '.join(install(dsn, 'source'))}")
         for table, reason in untrackable_tables(dsn):
             print(f"source: warning: {table} is tracked but its UPDATE and DELETE cannot be captured ({reason})")
     if args.part in ("vault", "all"):
-        dsn = (args.dsn if args.part == "vault" else None) or SinkSettings().vault_dsn.get_secret_value()
+        dsn = installed_vault = (args.dsn if args.part == "vault" else None) or SinkSettings().vault_dsn.get_secret_value()
         print(f"vault: applied {', '.join(install(dsn, 'vault'))}")
     # the original reporting functions in the source database read this vault: --vault-dsn, else
-    # PGTRAIL_VAULT_DSN when it is set (never the built-in default)
-    vault_dsn = args.vault_dsn or (SinkSettings().vault_dsn.get_secret_value()
-                                   if os.environ.get("PGTRAIL_VAULT_DSN") else None)
+    # the vault `install all` just installed, else PGTRAIL_VAULT_DSN when it is set (never the
+    # built-in default for `install source` alone)
+    vault_dsn = args.vault_dsn or installed_vault or (SinkSettings().vault_dsn.get_secret_value()
+                                                      if os.environ.get("PGTRAIL_VAULT_DSN") else None)
     if source_dsn and vault_dsn:
         return _vault_reports(source_dsn, vault_dsn, "source: ")
     return 0

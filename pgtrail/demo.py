@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import time
-
-import psycopg
 from datetime import datetime, timezone
 
+import psycopg
+from psycopg.rows import dict_row
+
 from consumer.settings import ConsumerSettings
-from pgtrail import history
+from pgtrail import history, reports
 from pgtrail.errors import Fatal
 from pgtrail.install import connect
 from sink.settings import SinkSettings
@@ -73,4 +74,15 @@ def run_demo(timeout: float = 90.0) -> int:
     with connect(vault_dsn, "vault", "PGTRAIL_VAULT_DSN") as conn:
         rows = [r for r in history.fetch(conn, limit=10000) if r["commit_time"] and r["commit_time"] >= started]
     print(history.render_table(rows))
+    # the original design's call, where its users type it: in the tracked database (it reads the vault)
+    print("\nin the source database: SELECT * FROM script_tracking.get_execution_history(5);\n")
+    with connect(source_dsn, "source", "PGTRAIL_SOURCE_DSN") as conn:
+        try:
+            with conn.cursor(row_factory=dict_row) as cur:
+                cur.execute("select * from script_tracking.get_execution_history(5)")
+                executions = cur.fetchall()
+        except psycopg.Error as exc:  # reports not configured (install source without a vault)
+            print(f"  (not available: {str(exc).strip().splitlines()[0]})")
+        else:
+            print(reports.render_rows(executions, reports.EXECUTION_COLUMNS))
     return 0
