@@ -212,3 +212,23 @@ def test_check_server_names_what_to_change(pipeline, spare_cluster):
         assert "complete coverage" in good.stdout.splitlines()[-1]
     finally:
         spare_cluster.start()
+
+
+def test_a_log_imported_by_workers_is_the_one_process_import(pipeline, tmp_path):
+    """--jobs 2 cuts a large log into chunks (split points inside sessions and multi-line
+    statements); every entry reaches the vault once, and importing it again with --jobs 1 adds
+    nothing: the same ids."""
+    from tests.unit.test_logimport_parallel import generate
+    pipeline.start("sink")
+    log = tmp_path / "busy.log"
+    generate(log, seed=9, statements=40000)  # about 5 MB: several chunks of 512 KB
+    parallel = cli(pipeline, "import-logs", "--jobs", "2", "--server", "srv-jobs", str(log))
+    assert parallel.returncode == 0, parallel.stdout + parallel.stderr
+    total = entries_in(parallel.stdout, log)
+    assert total > 20000 and f"{total} published" in parallel.stdout
+    settle(pipeline, total, "origin = %s", (str(log),))
+    single = cli(pipeline, "import-logs", "--jobs", "1", "--server", "srv-jobs", str(log))
+    assert single.returncode == 0 and entries_in(single.stdout, log) == total
+    wait_until(lambda: pipeline.topic_size("log_import") >= 2 * total, 90, what="second import on Kafka")
+    time.sleep(3)
+    assert log_rows(pipeline, "origin = %s", (str(log),)) == total
