@@ -44,7 +44,7 @@ bench: start      ## benchmarks (about 10 minutes): capture (vs pg_recvlogical),
 	$(PY) -m bench.capture
 	$(PY) -m bench.vault
 	$(PY) -m bench.latency --seconds 20
-	$(PY) -m bench.logs --mb 64   # the 1 GB figure: python -m bench.logs (docs/log-import.md)
+	$(PY) -m bench.logs --mb 64   # the 1 GB figure: python -m bench.logs --mb 1024 (docs/log-import.md)
 
 clean: stop
 	rm -rf .pgtrail
