@@ -27,8 +27,9 @@ def dashboard(conn: psycopg.Connection, days: int = 30, include_simulated: bool 
 def executions(conn: psycopg.Connection, limit: int = 50, script: str | None = None, status: str | None = None,
                tenant: str | None = None, include_simulated: bool = False) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute("select * from script_tracking.get_execution_history(%s, %s, %s, %s, "
-                    "include_simulated => %s)", (limit, script, status, tenant, include_simulated))
+        # the named argument only when asked: a vault of the previous release has the four-argument form
+        cur.execute("select * from script_tracking.get_execution_history(%s, %s, %s, %s"
+                    + (", include_simulated => true)" if include_simulated else ")"), (limit, script, status, tenant))
         return cur.fetchall()
 
 
