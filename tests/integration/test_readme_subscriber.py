@@ -39,4 +39,5 @@ def test_the_readme_subscriber_shows_a_resent_event_once():
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README.md", "exec"), {})
-    assert out.getvalue().splitlines() == ["db CREATE TABLE public.a by alice ", "db CREATE TABLE public.b by alice "]
+    # one line per event, the re-sent one skipped (the topic has 3 partitions: order across them is free)
+    assert sorted(out.getvalue().splitlines()) == ["db CREATE TABLE public.a by alice ", "db CREATE TABLE public.b by alice "]
