@@ -132,15 +132,11 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if class_id = 'pg_trigger'::regclass and identity like 'pgtrail\_context on %'
-       and (obj_id is null or exists (select 1 from pg_trigger where oid = obj_id
-                                         and tgfoid = to_regproc('script_tracking.emit_context'))) then
-        return 'pgtrail tracking';
-    end if;
-    if class_id = 'pg_trigger'::regclass and identity like 'zz\_pgtrail\_special\_numbers on %'
-       and (obj_id is null or exists (select 1 from pg_trigger where oid = obj_id
-                                         and tgfoid in (select oid from pg_proc
-                                                         where pronamespace = 'script_tracking'::regnamespace))) then
+    -- the tracking trigger and the special-numbers trigger: named by pgtrail, running a function of its schema
+    if class_id = 'pg_trigger'::regclass
+       and (identity like 'pgtrail\_context on %' or identity like 'zz\_pgtrail\_special\_numbers on %')
+       and (obj_id is null or exists (select 1 from pg_trigger t join pg_proc p on p.oid = t.tgfoid
+                                       where t.oid = obj_id and p.pronamespace = 'script_tracking'::regnamespace)) then
         return 'pgtrail tracking';
     end if;
     if coalesce(current_setting('pgtrail.installing', true), '') <> '' and script_tracking._is_admin() then

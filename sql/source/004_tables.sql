@@ -17,6 +17,19 @@ as $$
      where attrelid = rel and attnum > 0 and not attisdropped
 $$;
 
+-- A table whose UPDATE and DELETE wal2json cannot emit: no replica identity (NOTHING, or DEFAULT
+-- without a primary key). The one rule for track_table's warning, untrackable_tables() and the
+-- context trigger's per-statement report.
+create or replace function script_tracking._uncapturable(rel oid)
+returns boolean
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select c.relreplident = 'n'
+        or (c.relreplident = 'd' and not exists (select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary))
+      from pg_class c where c.oid = rel
+$$;
+
 create or replace function script_tracking.emit_context()
 returns trigger
 language plpgsql security definer
@@ -32,10 +45,7 @@ begin
     end if;
     -- wal2json sends nothing for an UPDATE or DELETE of a table with no replica identity: say so,
     -- once per statement, so the consumer counts and logs what cannot be captured
-    if tg_op in ('UPDATE', 'DELETE')
-       and exists (select 1 from pg_class c where c.oid = tg_relid
-                      and (c.relreplident = 'n' or (c.relreplident = 'd' and not exists (
-                               select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary)))) then
+    if tg_op in ('UPDATE', 'DELETE') and script_tracking._uncapturable(tg_relid) then
         perform script_tracking._emit('uncapturable', jsonb_build_object(
             'schema_name', tg_table_schema, 'table', tg_table_name, 'operation', lower(tg_op)));
     end if;
@@ -60,6 +70,18 @@ $$;
 -- column in its code: reading NEW as a whole (to_jsonb(new), EXECUTE ... USING new) would detoast
 -- the row and make every unchanged TOASTed value look changed. Named to fire after the table's
 -- own BEFORE triggers (alphabetical order), so it sees the row as written.
+create or replace function script_tracking._drop_special_numbers(rel oid)
+returns void
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    execute format('drop trigger if exists zz_pgtrail_special_numbers on %s', rel::regclass);
+    execute format('drop function if exists script_tracking.%I()', 'special_numbers_' || rel);
+end
+$$;
+revoke all on function script_tracking._drop_special_numbers(oid) from public;
+
 create or replace function script_tracking._track_special_numbers(rel oid)
 returns void
 language plpgsql security definer
@@ -75,8 +97,7 @@ begin
      where attrelid = rel and attnum > 0 and not attisdropped
        and atttypid in ('numeric'::regtype, 'double precision'::regtype, 'real'::regtype);
     if cols is null then
-        execute format('drop trigger if exists zz_pgtrail_special_numbers on %s', rel::regclass);
-        execute format('drop function if exists script_tracking.%I()', fn);
+        perform script_tracking._drop_special_numbers(rel);
         return;
     end if;
     body := 'declare v jsonb := ''{}''; begin '
@@ -114,9 +135,7 @@ as $$
 declare
     c record;
 begin
-    select c2.oid, c2.relkind, c2.relreplident, n.nspname, c2.relname,
-           exists (select 1 from pg_index i where i.indrelid = c2.oid and i.indisprimary) as has_pk
-      into c
+    select c2.oid, c2.relkind, n.nspname, c2.relname into c
       from pg_class c2 join pg_namespace n on n.oid = c2.relnamespace where c2.oid = rel;
     if not found or c.relkind not in ('r', 'p') then
         raise exception 'pgtrail: % is not a table', rel::regclass using errcode = '42809';
@@ -129,7 +148,7 @@ begin
     perform script_tracking._emit('context', jsonb_build_object(
         'actor', script_tracking.actor(), 'schema_name', c.nspname, 'table', c.relname,
         'columns', script_tracking.column_names(rel), 'overrides', script_tracking.column_overrides(rel)));
-    if c.relreplident = 'n' or (c.relreplident = 'd' and not c.has_pk) then
+    if script_tracking._uncapturable(rel) then
         raise warning 'pgtrail: % has no replica identity: its UPDATE and DELETE cannot be captured; add a primary key or run ALTER TABLE % REPLICA IDENTITY FULL',
             rel::regclass, rel::regclass;
         return format('%s tracked; UPDATE and DELETE not capturable (no replica identity)', rel::regclass);
@@ -170,8 +189,7 @@ as $$
 begin
     perform script_tracking._require_admin('untrack_table');
     execute format('drop trigger if exists pgtrail_context on %s', tbl);
-    execute format('drop trigger if exists zz_pgtrail_special_numbers on %s', tbl);
-    execute format('drop function if exists script_tracking.%I()', 'special_numbers_' || tbl::oid);
+    perform script_tracking._drop_special_numbers(tbl);
     return format('%s untracked', tbl);
 end
 $$;
@@ -228,9 +246,7 @@ as $$
            case when c.relreplident = 'n' then 'REPLICA IDENTITY NOTHING'
                 else 'no primary key and REPLICA IDENTITY DEFAULT' end
       from pg_trigger t join pg_class c on c.oid = t.tgrelid
-     where t.tgname = 'pgtrail_context'
-       and (c.relreplident = 'n'
-            or (c.relreplident = 'd' and not exists (select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary)))
+     where t.tgname = 'pgtrail_context' and script_tracking._uncapturable(c.oid)
      order by 1
 $$;
 
