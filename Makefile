@@ -31,7 +31,8 @@ stop:             ## stop the pipeline and both services
 	scripts/pipeline.sh stop
 	scripts/services.sh stop
 
-test: start       ## the whole suite against the real services
+test: setup       ## the whole suite against the real services (PGTRAIL_TEST_SERVICES=containers: testcontainers where a Docker engine answers)
+	@$(PY) -m tests.containers --will-start || scripts/services.sh start
 	$(PY) -m pytest
 
 unit: setup

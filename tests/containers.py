@@ -16,6 +16,9 @@ import os
 import re
 import secrets
 import socket
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -39,30 +42,45 @@ PG_SETTINGS = {
 }
 PG_IMAGE_TAG = "pgtrail-postgres:15-tests"
 
-# The tests connect as postgres without a password, and consumers connect for replication from
-# the Docker host (not from the container's loopback, which is all the image's pg_hba allows).
+# The access rules of scripts/services.sh, from the Docker host instead of the loopback (which is
+# all the image's pg_hba allows): the superuser without a password, every other role (the
+# consumer's replication role, tenant reporting roles) with SCRAM, so the tests of wrong
+# passwords fail here as they do on the default path.
 _PG_HBA = b"""#!/usr/bin/env bash
-# tests only (tests/containers.py): replication from the Docker host, as scripts/services.sh allows
-echo "host replication all all trust" >> "$PGDATA/pg_hba.conf"
+# tests only (tests/containers.py): scripts/services.sh's pg_hba.conf, from any address
+cat > "$PGDATA/pg_hba.conf" <<EOF
+local   all          all                trust
+host    all          postgres  all      trust
+host    replication  postgres  all      trust
+host    all          all       all      scram-sha-256
+host    replication  all       all      scram-sha-256
+EOF
 """
+
+# The SASL listener's local test account, as scripts/services.sh sets it (not a secret: it opens
+# only a throw-away test broker).
+KAFKA_SASL_USER = "pgtrail"
+KAFKA_SASL_PASSWORD = "pgtrail-local-test"
 
 
 @dataclass(frozen=True)
 class Service:
     """One container: its image (built from `build` when set), environment, command, ports
-    (container port -> host port, None: Docker picks one), files copied in before it starts, and
-    the log line (a regex, seen `ready_times` times) that says it is ready."""
+    (container port -> host port, fixed so that a restart of the container keeps them), files
+    copied in before it starts, the log line (a regex, seen `ready_times` times) that says it is
+    ready, and commands run in it then."""
     image: str
     env: Mapping[str, str]
     command: tuple[str, ...] = ()
-    ports: Mapping[int, int | None] = field(default_factory=dict)
+    ports: Mapping[int, int] = field(default_factory=dict)
     build: Path | None = None
     files: Mapping[str, bytes] = field(default_factory=dict)
     ready_log: str = ""
     ready_times: int = 1
+    after_start: tuple[tuple[str, ...], ...] = ()   # commands run in the container once it is ready
 
 
-def postgres() -> Service:
+def postgres(port: int) -> Service:
     """deploy/postgres's image (PostgreSQL 15 with wal2json and pgaudit), set up as the tests expect."""
     command = ["postgres"]
     for name, value in PG_SETTINGS.items():
@@ -72,30 +90,46 @@ def postgres() -> Service:
         # the image's init script wants both passwords; nothing here ever uses them, so they are random
         env={"POSTGRES_PASSWORD": secrets.token_hex(16), "CDC_PASSWORD": secrets.token_hex(16),
              "POSTGRES_HOST_AUTH_METHOD": "trust"},
-        command=tuple(command), ports={5432: None},
+        command=tuple(command), ports={5432: port},
         files={"/docker-entrypoint-initdb.d/20-tests-replication.sh": _PG_HBA},
         # the image's entrypoint starts a temporary server for its init scripts, then the real one
         ready_log=r"database system is ready to accept connections", ready_times=2)
 
 
-def kafka(compose: Mapping, host: str, port: int) -> Service:
+def kafka(compose: Mapping, host: str, port: int, sasl_port: int) -> Service:
     """deploy/compose.yaml's Kafka (its image and settings), alone: the controller on the container's
     own address, the host listener on `port` both inside and outside so the address it advertises
-    is the one clients on the Docker host dial."""
+    is the one clients on the Docker host dial, and scripts/services.sh's SASL listener (PLAIN and
+    SCRAM-SHA-256, its test account) on `sasl_port` for the tests of Kafka security settings."""
     spec = compose["services"]["kafka"]
     env = {k: str(v) for k, v in spec["environment"].items()}
     env.pop("KAFKA_LOG_DIRS")   # compose gives it a volume; a test broker keeps the image's default
+    # the image turns KAFKA_A_B__C___D into the server property a.b_c-d
     env.update(KAFKA_CONTROLLER_QUORUM_VOTERS="1@localhost:9093",
-               KAFKA_LISTENERS=f"PLAINTEXT://:9092,CONTROLLER://:9093,HOST://:{port}",
-               KAFKA_ADVERTISED_LISTENERS=f"PLAINTEXT://localhost:9092,HOST://{host}:{port}")
-    return Service(image=spec["image"], env=env, ports={port: port}, ready_log=r"Kafka Server started")
+               KAFKA_LISTENERS=f"PLAINTEXT://:9092,CONTROLLER://:9093,HOST://:{port},SASL_PLAINTEXT://:{sasl_port}",
+               KAFKA_ADVERTISED_LISTENERS=(f"PLAINTEXT://localhost:9092,HOST://{host}:{port},"
+                                           f"SASL_PLAINTEXT://{host}:{sasl_port}"),
+               KAFKA_LISTENER_SECURITY_PROTOCOL_MAP=env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+               + ",SASL_PLAINTEXT:SASL_PLAINTEXT",
+               KAFKA_SASL_ENABLED_MECHANISMS="PLAIN,SCRAM-SHA-256",
+               KAFKA_LISTENER_NAME_SASL__PLAINTEXT_PLAIN_SASL_JAAS_CONFIG=(
+                   "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                   f'user_{KAFKA_SASL_USER}="{KAFKA_SASL_PASSWORD}";'),
+               KAFKA_LISTENER_NAME_SASL__PLAINTEXT_SCRAM___SHA___256_SASL_JAAS_CONFIG=(
+                   "org.apache.kafka.common.security.scram.ScramLoginModule required;"))
+    scram = ("/opt/kafka/bin/kafka-configs.sh", "--bootstrap-server", "localhost:9092", "--alter",
+             "--add-config", f"SCRAM-SHA-256=[iterations=8192,password={KAFKA_SASL_PASSWORD}]",
+             "--entity-type", "users", "--entity-name", KAFKA_SASL_USER)
+    return Service(image=spec["image"], env=env, ports={port: port, sasl_port: sasl_port},
+                   ready_log=r"Kafka Server started", after_start=(scram,))
 
 
-def environment(pg_host: str, pg_port: int, kafka_host: str, kafka_port: int) -> dict[str, str]:
+def environment(pg_host: str, pg_port: int, kafka_host: str, kafka_port: int, sasl_port: int) -> dict[str, str]:
     """The settings through which tests/conftest.py, pgtrail.local and the `pgtrail` processes
     started by the tests find the services."""
     return {"PGTRAIL_TEST_PG_HOST": pg_host, "PGTRAIL_PG_PORT": str(pg_port),
-            "PGTRAIL_KAFKA_PORT": str(kafka_port), "PGTRAIL_KAFKA_BOOTSTRAP": f"{kafka_host}:{kafka_port}"}
+            "PGTRAIL_KAFKA_PORT": str(kafka_port), "PGTRAIL_KAFKA_SASL_PORT": str(sasl_port),
+            "PGTRAIL_KAFKA_BOOTSTRAP": f"{kafka_host}:{kafka_port}"}
 
 
 # What the switch chose, in one line: pytest's header shows it (tests/conftest.py), since output
@@ -141,6 +175,10 @@ def use_if_asked(env: Mapping[str, str] | None = None) -> dict[str, str] | None:
     return _start()
 
 
+# The containers this run started, by the name restart() takes ("pg", "kafka").
+_STARTED: dict = {}
+
+
 def _start() -> dict[str, str]:  # pragma: no cover - needs a Docker engine
     import yaml
     from testcontainers.core.container import DockerContainer
@@ -150,23 +188,70 @@ def _start() -> dict[str, str]:  # pragma: no cover - needs a Docker engine
 
     host = DockerClient().host()
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
-    started = {}
-    for name, service in (("postgres", postgres()), ("kafka", kafka(compose, host, _free_port()))):
+    pg_port, kafka_port, sasl_port = _free_port(), _free_port(), _free_port()
+    for name, service in (("pg", postgres(pg_port)), ("kafka", kafka(compose, host, kafka_port, sasl_port))):
         if service.build:
             DockerImage(path=service.build, tag=service.image, clean_up=False).build()
         c = DockerContainer(service.image, env=dict(service.env), command=list(service.command) or None)
         for inside, outside in service.ports.items():
-            c = c.with_bind_ports(inside, outside) if outside else c.with_exposed_ports(inside)
+            c = c.with_bind_ports(inside, outside)
         for path, content in service.files.items():
             c = c.with_copy_into_container(content, path, 0o755)
         c = c.waiting_for(LogMessageWaitStrategy(re.compile(service.ready_log), times=service.ready_times))
         c.start()
         atexit.register(c.stop)
-        started[name] = (c, service)
-    pg, _ = started["postgres"]
-    kafka_port = next(iter(started["kafka"][1].ports))
-    settings = environment(pg.get_container_host_ip(), pg.get_exposed_port(5432), host, kafka_port)
+        for command in service.after_start:
+            code, output = c.exec(list(command))
+            if code:
+                raise RuntimeError(f"{name} container: {command[0]} failed: {output[-300:]!r}")
+        _STARTED[name] = c
+    settings = environment(host, pg_port, host, kafka_port, sasl_port)
     os.environ.update(settings)
-    _say(f"PostgreSQL at {settings['PGTRAIL_TEST_PG_HOST']}:{settings['PGTRAIL_PG_PORT']}, "
-         f"Kafka at {settings['PGTRAIL_KAFKA_BOOTSTRAP']}")
+    _say(f"PostgreSQL at {host}:{pg_port}, Kafka at {settings['PGTRAIL_KAFKA_BOOTSTRAP']} (SASL {sasl_port})")
     return settings
+
+
+def restart(service: str) -> None:
+    """Restart the suite's PostgreSQL ("pg") or Kafka ("kafka") and return once it answers: the
+    container where this run started them, scripts/services.sh otherwise (which waits itself)."""
+    if service not in ("pg", "kafka"):
+        raise ValueError(f"no service {service!r}: pg or kafka")
+    container = _STARTED.get(service)
+    if container is None:
+        subprocess.run([str(ROOT / "scripts/services.sh"), f"restart-{service}"], check=True, capture_output=True)
+        return
+    container.get_wrapped_container().restart()  # pragma: no cover - needs a Docker engine
+    port = int(os.environ["PGTRAIL_PG_PORT" if service == "pg" else "PGTRAIL_KAFKA_PORT"])  # pragma: no cover
+    _wait_open(os.environ.get("PGTRAIL_TEST_PG_HOST", "127.0.0.1"), port)  # pragma: no cover
+
+
+def _wait_open(host: str, port: int, timeout: float = 90) -> None:  # pragma: no cover - needs a Docker engine
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tests.containers --will-start`: exit 0 when the suite will start its services as
+    containers (then `make test` does not start the project's own), 1 otherwise, with the one line
+    that says why when containers were asked for."""
+    if (sys.argv[1:] if argv is None else argv) != ["--will-start"]:
+        print("usage: python -m tests.containers --will-start", file=sys.stderr)
+        return 2
+    if os.environ.get(MODE, "") != "containers":
+        return 1
+    missing = engine_missing(os.environ)
+    if missing:
+        print(f"{MODE}=containers: {missing}; using the services of scripts/services.sh")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

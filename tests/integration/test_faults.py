@@ -1,11 +1,11 @@
 """Faults around the pipeline: the broker and the database restarted under load, one huge
 transaction. The vault is compared with the source itself: every committed change exactly once,
 nothing from rolled-back transactions."""
-import subprocess
 import threading
 import time
 
-from tests.integration.conftest import ROOT, wait_until
+from tests import containers
+from tests.integration.conftest import wait_until
 from tests.integration.workload import run_workload, setup, vault_equals_source
 from tests.integration.conftest import BOTH_DRIVERS
 
@@ -28,14 +28,12 @@ def _under_load(pipeline, fault):
 
 
 def test_the_kafka_broker_restarted_under_load(pipeline):
-    _under_load(pipeline, lambda: subprocess.run([str(ROOT / "scripts" / "services.sh"), "restart-kafka"],
-                                                 check=True, capture_output=True))
+    _under_load(pipeline, lambda: containers.restart("kafka"))
 
 
 def test_the_database_server_restarted_under_load(pipeline):
     """Source and vault on the shared cluster: both restart at once (each alone: below)."""
-    _under_load(pipeline, lambda: subprocess.run([str(ROOT / "scripts" / "services.sh"), "restart-pg"],
-                                                 check=True, capture_output=True))
+    _under_load(pipeline, lambda: containers.restart("pg"))
 
 
 def test_a_long_workload_through_every_fault_in_turn(pipeline):
@@ -48,12 +46,11 @@ def test_a_long_workload_through_every_fault_in_turn(pipeline):
     worker = threading.Thread(target=run_workload, args=(pipeline, done, errors),
                               kwargs={"txns": 200, "rows": 600, "ddl_every": 25})
     worker.start()
-    script = str(ROOT / "scripts" / "services.sh")
     faults = [lambda: (pipeline.kill("consumer"), pipeline.start("consumer")),
               lambda: (pipeline.kill("sink"), pipeline.start("sink")),
-              lambda: subprocess.run([script, "restart-kafka"], check=True, capture_output=True),
+              lambda: containers.restart("kafka"),
               lambda: (pipeline.kill("consumer"), pipeline.start("consumer")),
-              lambda: subprocess.run([script, "restart-pg"], check=True, capture_output=True),
+              lambda: containers.restart("pg"),
               lambda: (pipeline.kill("sink"), pipeline.start("sink"))]
     for fault in faults:
         time.sleep(2.5)
