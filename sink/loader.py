@@ -1,12 +1,16 @@
 """Events -> Data Vault rows, insert-only and idempotent."""
 from __future__ import annotations
 
+import struct
 from functools import lru_cache
 from typing import Any, Iterable, Protocol
 from uuid import UUID
 
 import msgspec
 import psycopg
+from psycopg import postgres
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
 from pgtrail.errors import Retryable
 from schemas import (DdlEvent, DmlEvent, Event, HeartbeatEvent, LogImportEvent, OperationEvent, ScriptEvent,
@@ -111,9 +115,51 @@ _HISTORY_KEY = [("hk_object", "bytea"), ("hk_event", "bytea"), ("effective_at", 
                 ("commit_lsn", "pg_lsn"), ("position", "integer"), ("hash_diff", "bytea")]
 _TYPES = {**_TABLES, **{n: _HISTORY_KEY + e + [("record_source", "text")] for n, e in _HISTORY.items()}}
 
-# Staged as text and cast by the server: psycopg has no binary dumper for pg_lsn, and JSON is
-# serialised once by msgspec instead of once per value by the json module.
-_STAGE_TYPE = {"pg_lsn": "text", "jsonb": "text"}
+class _LsnBinary(Dumper):
+    """pg_lsn in COPY's binary format (an 8-byte integer) from its text form 'X/Y', which psycopg
+    has no dumper for. Bad text is the same data error the server would raise for it."""
+    format = Format.BINARY
+    oid = postgres.types["pg_lsn"].oid
+
+    def dump(self, obj: str) -> bytes:
+        hi, slash, lo = obj.partition("/")
+        try:
+            if not slash or len(hi) > 8 or len(lo) > 8:
+                raise ValueError(obj)
+            return ((int(hi, 16) << 32) | int(lo, 16)).to_bytes(8, "big")
+        except ValueError:
+            raise psycopg.errors.InvalidTextRepresentation(
+                f'invalid input syntax for type pg_lsn: "{obj[:40]}"') from None
+
+
+class _JsonbText(Dumper):
+    """jsonb in COPY's binary format from JSON text that msgspec has already written (once per
+    value, instead of psycopg's json.dumps)."""
+    format = Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj: str) -> bytes:
+        return b"\x01" + obj.encode()
+
+
+_TEXT_OID = postgres.types["text"].oid
+_EMPTY_ARRAY = struct.pack("!iiI", 0, 0, _TEXT_OID)
+
+
+class _TextArray(Dumper):
+    """text[] in COPY's binary format from a list of str: psycopg's generic array dumper costs a few
+    microseconds per value, three times per row change (tags, changed columns, unchanged TOAST)."""
+    format = Format.BINARY
+    oid = postgres.types["text"].array_oid
+
+    def dump(self, obj: list) -> bytes:
+        if not obj:
+            return _EMPTY_ARRAY
+        if None in obj:
+            raise psycopg.errors.NullValueNotAllowed("a text[] value of the vault holds a null")
+        items = [item.encode() for item in obj]
+        return b"".join([struct.pack("!iiIii", 1, 0, _TEXT_OID, len(items), 1),
+                         *(struct.pack("!i", len(item)) + item for item in items)])
 
 
 def _stage(name: str) -> str:
@@ -121,30 +167,29 @@ def _stage(name: str) -> str:
 
 
 def _stage_ddl(name: str) -> str:
-    cols = ", ".join(f"{c} {_STAGE_TYPE.get(t, t)}" for c, t in _TYPES[name])
+    cols = ", ".join(f"{c} {t}" for c, t in _TYPES[name])
     return f"create temp table if not exists {_stage(name)} ({cols}) on commit delete rows"
 
 
+def _columns(name: str, alias: str = "") -> str:
+    return ", ".join(f"{alias}{c}" for c, _ in _TYPES[name])
 
-def _cast_list(name: str, alias: str = "") -> str:
-    return ", ".join(f"{alias}{c}::{t}" if t in _STAGE_TYPE else f"{alias}{c}" for c, t in _TYPES[name])
 
-
-_COPY = {name: f"copy {_stage(name)} ({', '.join(c for c, _ in cols)}) from stdin (format binary)"
-         for name, cols in _TYPES.items()}
-_COPY_TYPES = {name: [_STAGE_TYPE.get(t, t) for _, t in cols] for name, cols in _TYPES.items()}
-_SQL = {name: f"insert into vault.{name} ({', '.join(c for c, _ in cols)}) "
-              f"select {_cast_list(name)} from {_stage(name)} on conflict do nothing"
-        for name, cols in _TABLES.items()}
+_COPY = {name: f"copy {_stage(name)} ({_columns(name)}) from stdin (format binary)" for name in _TYPES}
+_COPY_DIRECT = {name: f"copy vault.{name} ({_columns(name)}) from stdin (format binary)" for name in _TABLES}
+_COPY_TYPES = {name: [t for _, t in cols] for name, cols in _TYPES.items()}
+_SQL = {name: f"insert into vault.{name} ({_columns(name)}) select {_columns(name)} from {_stage(name)} "
+              f"on conflict do nothing"
+        for name in _TABLES}
 _SQL["link_event"] += " returning event_id"
 # A history row only when its hash diff differs from the row before it in WAL order: the previous
 # row of the batch for the same object, else the object's latest row already in the vault.
 for _name in _HISTORY:
     _cols = _TYPES[_name]
     _SQL[_name] = (
-        f"insert into vault.{_name} ({', '.join(c for c, _ in _cols)}) "
-        f"select {', '.join('b.' + c for c, _ in _cols)} from (select {_cast_list(_name, 'u.')}, lag(u.hash_diff) over "
-        f"(partition by u.hk_object order by u.commit_lsn::pg_lsn, u.position) as prev_in_batch "
+        f"insert into vault.{_name} ({_columns(_name)}) "
+        f"select {_columns(_name, 'b.')} from (select {_columns(_name, 'u.')}, lag(u.hash_diff) over "
+        f"(partition by u.hk_object order by u.commit_lsn, u.position) as prev_in_batch "
         f"from {_stage(_name)} u) b "
         f"where coalesce(b.prev_in_batch, (select p.hash_diff from vault.{_name} p where p.hk_object = b.hk_object "
         f"and (p.commit_lsn, p.position) < (b.commit_lsn, b.position) "
@@ -152,7 +197,12 @@ for _name in _HISTORY:
         f"on conflict do nothing")
 
 _HUBS = ["hub_database", "hub_object", "hub_actor", "hub_tenant", "hub_script"]
-_AFTER_EVENTS = [name for name in _TYPES if name not in _HUBS and name != "link_event"]
+# The event and what only it holds (keyed by its hash key): new events are written by COPY straight
+# into the vault; a batch that holds one event the vault already has takes the set-based path.
+_EVENT_TABLES = ["link_event", "sat_ddl", "sat_oversize_value", "sat_row_change", "sat_operation",
+                 "sat_script_execution", "sat_security_event", "sat_log_entry"]
+_AFTER_EVENTS = [name for name in _TYPES if name not in _HUBS and name not in _EVENT_TABLES]
+_KNOWN_HUBS_MAX = 200_000   # hub keys remembered per table; past that the memory starts again
 _KEY_COLUMNS = {name: 1 for name in _TYPES}  # rows sort by their first column (hash key) for lock order
 _KEY_COLUMNS.update({n: 2 for n in _HISTORY}, sat_oversize_value=2)
 
@@ -277,8 +327,14 @@ def connect_vault(dsn: str) -> psycopg.Connection:
 
 
 class VaultLoader:
-    """Writes events into the vault: COPY into staging tables, then INSERT ... SELECT ... ON
-    CONFLICT DO NOTHING.
+    """Writes events into the vault, insert-only.
+
+    A batch of new events (the usual case) is written by binary COPY straight into the event link
+    and its satellites, under a savepoint. When one of them is already there (a replay after a
+    crash, a second sink on the same topics) the unique key refuses the COPY, the savepoint is rolled
+    back and the batch goes the set-based way: COPY into staging tables, then INSERT ... SELECT ...
+    ON CONFLICT DO NOTHING. Hubs and history satellites always go the set-based way; hub keys this
+    loader has seen committed are not written again (hubs are never deleted).
 
     Guarantee: when `load` returns, the batch is committed; when it raises, nothing of it is.
     Replays and concurrent sinks are harmless: every row's key is derived from the event id.
@@ -287,6 +343,10 @@ class VaultLoader:
     def __init__(self, conn: psycopg.Connection, record_source: str = RECORD_SOURCE):
         self.conn = conn
         self.record_source = record_source
+        self._known: dict[str, set[bytes]] = {name: set() for name in _HUBS}
+        conn.adapters.register_dumper(None, _LsnBinary)   # used by COPY ... set_types() only
+        conn.adapters.register_dumper(None, _JsonbText)
+        conn.adapters.register_dumper(None, _TextArray)
         with conn.transaction():  # the session's staging tables, once: they live as long as the connection
             for name in _TYPES:
                 conn.execute(_stage_ddl(name))
@@ -295,28 +355,49 @@ class VaultLoader:
         """`rows`: rows_for(events, record_source) made beforehand (by the sink, on its other thread)."""
         if rows is None:
             rows = rows_for(events, self.record_source)
+        written: dict[str, list[tuple]] = {}
         with self.conn.transaction():
             with self.conn.cursor() as cur:
                 # sorted keys: concurrent sinks take row locks in one order, so they do not deadlock
                 for name in _HUBS:
-                    self._move(cur, name, rows[name])
-                new = {row[0] for row in self._move(cur, "link_event", rows["link_event"], returning=True)}
+                    known = self._known[name]
+                    written[name] = [row for row in rows[name] if row[0] not in known]
+                    self._move(cur, name, written[name])
+                try:
+                    with self.conn.transaction():   # a savepoint
+                        for name in _EVENT_TABLES:
+                            self._copy(cur, _COPY_DIRECT[name], name, rows[name])
+                    new = {row[1] for row in rows["link_event"]}
+                except psycopg.errors.UniqueViolation:
+                    new = {row[0] for row in self._move(cur, "link_event", rows["link_event"], returning=True)}
+                    for name in _EVENT_TABLES[1:]:
+                        self._move(cur, name, rows[name])
                 self._resolve_script_links(cur, rows["link_script_event"], rows["sat_script_execution"])
                 for name in _AFTER_EVENTS:
                     self._move(cur, name, rows[name])
+        for name, hub_rows in written.items():   # committed: not written again by this loader
+            known = self._known[name]
+            if len(known) + len(hub_rows) > _KNOWN_HUBS_MAX:
+                known.clear()
+            known.update(row[0] for row in hub_rows)
         return new
+
+    def _copy(self, cur, statement: str, name: str, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        k = _KEY_COLUMNS[name]
+        rows.sort(key=lambda r: r[:k])
+        with cur.copy(statement) as copy:
+            copy.set_types(_COPY_TYPES[name])
+            write = copy.write_row
+            for row in rows:
+                write(row)
 
     def _move(self, cur, name: str, rows: list[tuple], returning: bool = False) -> list:
         """COPY the rows into the table's staging table, then into the vault in one statement."""
         if not rows:
             return []
-        k = _KEY_COLUMNS[name]
-        rows.sort(key=lambda r: r[:k])
-        with cur.copy(_COPY[name]) as copy:
-            copy.set_types(_COPY_TYPES[name])
-            write = copy.write_row
-            for row in rows:
-                write(row)
+        self._copy(cur, _COPY[name], name, rows)
         cur.execute(_SQL[name])
         return cur.fetchall() if returning else []
 
@@ -333,14 +414,17 @@ class VaultLoader:
             cur.execute("select distinct on (execution_id) execution_id, script_name from vault.sat_script_execution "
                         "where execution_id = any(%s) and script_name is not null", (missing,))
             names.update(dict(cur.fetchall()))
+        hubs: dict[bytes, tuple] = {}
         for _, execution_id, hev, source in pending:
             name = names.get(execution_id)
             if name is None:
                 continue  # the start is not in the vault (yet): the DDL keeps its execution id in sat_ddl
             hs = hk_script(name)
-            cur.execute(f"delete from {_stage('hub_script')}")  # emptied at commit; here it is used twice
-            self._move(cur, "hub_script", [(hs, name, source)])
+            hubs[hs] = (hs, name, source)
             links.append((hk_link(hs, hev), hs, hev, execution_id, source))
+        if hubs:
+            cur.execute(f"delete from {_stage('hub_script')}")  # emptied at commit; here it is used twice
+            self._move(cur, "hub_script", list(hubs.values()))
 
     def close(self) -> None:
         self.conn.close()

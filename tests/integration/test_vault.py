@@ -48,6 +48,53 @@ def test_every_event_lands_once_and_replays_change_nothing(vault_db, events):
     assert counts(vault_db) == first
 
 
+def test_a_batch_partly_in_the_vault_loads_only_what_is_new(vault_db, events):
+    """New events go by COPY straight into the vault; one event already there sends the whole batch
+    the set-based way (ON CONFLICT DO NOTHING): the rest arrive, nothing twice, nothing half."""
+    once = load(vault_db, events, batch=len(events))
+    whole = counts(vault_db)
+    with psycopg.connect(dsn(vault_db), autocommit=True) as conn:
+        conn.execute("set session_replication_role = replica")  # past the insert-only triggers: a fresh vault
+        for table in ("sat_object_compliance", "sat_object_definition", "link_script_event", "sat_ddl",
+                      "sat_row_change", "sat_operation", "sat_script_execution", "sat_security_event",
+                      "link_event", "hub_script", "hub_tenant", "hub_actor", "hub_object", "hub_database"):
+            conn.execute(f"delete from vault.{table}")
+    half = events[1::2]
+    assert load(vault_db, half, batch=len(half)) == {e.event_id for e in half}
+    assert load(vault_db, events, batch=len(events)) == once - {e.event_id for e in half}
+    assert counts(vault_db) == whole
+
+
+def test_a_malformed_lsn_is_a_data_error_and_nothing_of_its_batch_is_written(vault_db, events):
+    bad = events[0].model_copy(update={"source": events[0].source.model_copy(update={"commit_lsn": "0/zz"})})
+    loader = VaultLoader(psycopg.connect(dsn(vault_db), autocommit=True))
+    with pytest.raises(psycopg.errors.InvalidTextRepresentation, match="pg_lsn"):
+        loader.load([*events[1:5], bad])
+    assert loader.load(events[1:5]) == {e.event_id for e in events[1:5]}   # the loader goes on
+    loader.close()
+    assert counts(vault_db)["hub_event"] == 4
+
+
+def test_values_written_by_binary_copy_read_back_as_sent(vault_db, events):
+    """The loader's own binary encodings (pg_lsn, jsonb from msgspec's text, text[]) against the
+    server's reading of them."""
+    dml = next(e for e in events if e.kind == "dml")
+    p = dml.payload.model_copy(update={"changed_columns": ["naïve", "a,b", '"q"', "x" * 300],
+                                       "new": {"κ": "ü", "n": 12345678901234567890123}})
+    ev = dml.model_copy(update={"payload": p, "tags": ["PII", "GDPR"],
+                                "source": dml.source.model_copy(update={"commit_lsn": "16/B374D848",
+                                                                        "change_lsn": "FFFFFFFF/0"})})
+    loader = VaultLoader(psycopg.connect(dsn(vault_db), autocommit=True))
+    assert loader.load([ev]) == {ev.event_id}
+    loader.close()
+    with psycopg.connect(dsn(vault_db)) as conn:
+        row = conn.execute("select e.commit_lsn::text, e.change_lsn::text, e.tags, r.changed_columns, "
+                           "r.unchanged_toast, r.new_values, r.new_values->>'n' from vault.link_event e "
+                           "join vault.sat_row_change r using (hk_event)").fetchone()
+    assert row == ("16/B374D848", "FFFFFFFF/0", ["PII", "GDPR"], p.changed_columns, [],
+                   {"κ": "ü", "n": 12345678901234567890123}, "12345678901234567890123")
+
+
 def test_several_sinks_at_once(vault_db, events):
     errors = []
 
