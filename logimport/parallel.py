@@ -24,9 +24,11 @@ real-server fixtures and on logs with split points inside multi-line statements.
 """
 from __future__ import annotations
 
+import gc
 import io
 import multiprocessing
 import os
+import threading
 from collections import deque
 from itertools import islice
 from concurrent.futures import ProcessPoolExecutor
@@ -45,7 +47,7 @@ from schemas.wire import Encoded, encode
 # A chunk's worth of work per task: large enough that handing it over costs little, small enough that
 # the chunks in flight stay a few MB (a chunk's events, ready for Kafka, take about 5x its bytes).
 CHUNK_BYTES = 2 << 20
-CHUNK_BYTES_ENCODED = 512 << 10
+CHUNK_BYTES_ENCODED = 256 << 10
 
 # what a worker hands the parent, in log order
 EVENT, RECORD, FLUSH, REMEMBER, FORGET, GUESS = range(6)
@@ -71,10 +73,20 @@ def _dependence(kind: int, match) -> int:
 
 
 def workers(jobs: int) -> ProcessPoolExecutor:
-    """The worker processes (forkserver: never a fork of a process that runs a Kafka client)."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["logimport.parallel"])
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    """The worker processes, started at once. Called before this process starts a thread (a Kafka
+    client's above all), they are forks of it: they share the pages of its loaded modules instead
+    of each loading its own (with a forkserver and its resource tracker, about 40 MB more for two
+    workers). A process that already runs threads never forks: then a forkserver starts them."""
+    if threading.active_count() == 1:
+        context = multiprocessing.get_context("fork")
+        gc.freeze()   # the collector of a fork never touches (so never copies) the parent's objects
+    else:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["logimport.parallel"])
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    for started in [pool.submit(os.getpid) for _ in range(jobs)]:
+        started.result()   # every worker exists now, before the caller starts any thread
+    return pool
 
 
 def read_log_parallel(path: str | os.PathLike, *, pool: ProcessPoolExecutor, jobs: int, origin: str,

@@ -231,14 +231,19 @@ def cmd_import_logs(args) -> int:
     if not args.files:
         raise Fatal("name the log files to import (or --check-server DSN)")
     publisher = None
-    if not args.dry_run:
-        from publisher import KafkaSettings, make_publisher
-        from publisher.topics import ensure_topics
-        kafka = KafkaSettings()
-        ensure_topics(kafka, ["log_import"])
-        publisher = make_publisher(kafka, client_id="pgtrail-import-logs")
+    pool = importlogs.worker_pool(args.jobs)   # first: forked before the Kafka client's threads exist
+    try:
+        if not args.dry_run:
+            from publisher import KafkaSettings, make_publisher
+            from publisher.topics import ensure_topics
+            kafka = KafkaSettings()
+            ensure_topics(kafka, ["log_import"])
+            publisher = make_publisher(kafka, client_id="pgtrail-import-logs")
+    except BaseException:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        raise
     results = []
-    pool = importlogs.worker_pool(args.jobs)
     try:
         for path in args.files:
             results.append(importlogs.import_file(path, publisher, server=args.server, log_format=args.format,

@@ -26,7 +26,7 @@ from pgtrail.errors import Fatal, classify_kafka
 from publisher.base import Publisher
 from schemas.wire import Encoded
 
-MAX_IN_FLIGHT = 20000  # events handed to Kafka and not yet acknowledged: bounds memory on any file
+MAX_IN_FLIGHT = 5000  # events handed to Kafka and not yet acknowledged: bounds memory on any file
 
 
 @dataclass

@@ -154,3 +154,27 @@ def test_import_logs_with_jobs_hands_out_the_same_events(tmp_path, pool):
                                         on_event=seen[jobs].append, pool=workers_, jobs=jobs)
         assert result.error is None and result.report.entries == len(seen[jobs])
     assert seen[1] == seen[2] and len(seen[1]) > 1000
+
+
+_START = """
+import os, sys, threading
+from logimport.parallel import workers
+if sys.argv[1] == "thread":
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+pool = workers(2)
+parents = {pool.submit(os.getppid).result() for _ in range(8)}
+print("forked" if parents == {os.getpid()} else "forkserver")
+pool.shutdown()
+"""
+
+
+@pytest.mark.parametrize("threads, how", [("none", "forked"), ("thread", "forkserver")])
+def test_workers_are_forks_only_of_a_process_without_threads(threads, how):
+    """Forks share the command's pages (memory: docs/log-import.md); a process that already runs a
+    thread (a Kafka client's) must not be forked, so its workers come from a forkserver."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", _START, threads], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == how
