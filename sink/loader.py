@@ -155,11 +155,16 @@ class _TextArray(Dumper):
     def dump(self, obj: list) -> bytes:
         if not obj:
             return _EMPTY_ARRAY
-        if None in obj:
-            raise psycopg.errors.NullValueNotAllowed("a text[] value of the vault holds a null")
-        items = [item.encode() for item in obj]
-        return b"".join([struct.pack("!iiIii", 1, 0, _TEXT_OID, len(items), 1),
-                         *(struct.pack("!i", len(item)) + item for item in items)])
+        return _text_array(tuple(obj))   # the same few tag sets and column lists, row after row
+
+
+@lru_cache(maxsize=4096)
+def _text_array(obj: tuple) -> bytes:
+    if None in obj:
+        raise psycopg.errors.NullValueNotAllowed("a text[] value of the vault holds a null")
+    items = [item.encode() for item in obj]
+    return b"".join([struct.pack("!iiIii", 1, 0, _TEXT_OID, len(items), 1),
+                     *(struct.pack("!i", len(item)) + item for item in items)])
 
 
 def _stage(name: str) -> str:

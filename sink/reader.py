@@ -96,6 +96,7 @@ class LibrdkafkaReader:
         self._bootstrap = kafka.bootstrap
         self._check = check_client_error
         self.client_error: Fatal | None = None
+        self._committed: dict[tuple[str, int], int] = {}   # handed to commit(), maybe not yet acknowledged
         conf = kafka.librdkafka_options()
         conf.update({
             "group.id": settings.group_id,
@@ -111,6 +112,7 @@ class LibrdkafkaReader:
             "queued.max.messages.kbytes": 16384,
             "queued.min.messages": 10000,
             "error_cb": self._on_error,
+            "on_commit": self._on_commit,
             "logger": logging.getLogger("librdkafka"),
         })
         if settings.instance_id:
@@ -154,25 +156,54 @@ class LibrdkafkaReader:
         return out
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> bool:
+        """Asynchronous: the sink's thread does not wait a round trip per batch (the vault has the
+        batch already; an offset not stored only means records read again and ignored). The answer
+        comes to _on_commit inside a later poll; close() commits the last offsets synchronously."""
         from confluent_kafka import KafkaException, TopicPartition
+        self._committed.update(offsets)
         try:
             self._consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                                  asynchronous=False)
+                                  asynchronous=True)
             return True
         except KafkaException as exc:
-            err = exc.args[0] if exc.args else None
-            name = err.name() if err is not None else ""
-            if name in self._REBALANCED:
-                log.warning("offset commit failed after a rebalance (%s); records will be re-read", name)
-                return False
-            # NOT_COORDINATOR, a broker restarting...: Retryable; the vault has the batch, the next commit covers it
-            raise classify_kafka(err if err is not None else exc)(
-                f"committing offsets failed: {err.str() if err is not None else exc}") from exc
+            return self._commit_failed(exc.args[0] if exc.args else None, exc)
+
+    def _on_commit(self, err, partitions) -> None:
+        from confluent_kafka import KafkaError
+        if err is None:
+            err = next((tp.error for tp in partitions or () if tp.error is not None), None)
+        if err is None or err.code() == KafkaError._NO_OFFSET:
+            return
+        try:
+            self._commit_failed(err, None)
+        except Fatal as exc:
+            if self.client_error is None:
+                self.client_error = exc   # raised by the next poll
+        except Exception as exc:  # noqa: BLE001 - Retryable: the next commit covers these offsets
+            log.warning("%s; the records will be re-read and ignored unless a later commit covers them", exc)
+
+    def _commit_failed(self, err, exc) -> bool:
+        name = err.name() if err is not None else ""
+        if name in self._REBALANCED:
+            log.warning("offset commit failed after a rebalance (%s); records will be re-read", name)
+            return False
+        # NOT_COORDINATOR, a broker restarting...: Retryable; the vault has the batch, the next commit covers it
+        raise classify_kafka(err if err is not None else exc)(
+            f"committing offsets failed: {err.str() if err is not None else exc}") from exc
 
     def assigned(self) -> int:
         return len(self._consumer.assignment())
 
     def close(self) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+        mine = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        last = [TopicPartition(t, p, o) for (t, p), o in self._committed.items() if (t, p) in mine]
+        if last:
+            try:   # the last asynchronous commit may still be on its way: make it certain
+                self._consumer.commit(offsets=last, asynchronous=False)
+            except KafkaException as exc:
+                log.warning("final offset commit failed (%s); the last records will be re-read and ignored",
+                            exc.args[0].str() if exc.args else exc)
         self._consumer.close()
 
 

@@ -77,21 +77,24 @@ class SinkService:
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
         """Batches flow through two stages: this thread polls and parses batch N+1 while the vault
-        thread loads batch N; N's offsets are committed only after N's vault commit (and before
-        N+1 is handed over), so the guarantee is the sequential one with the Python work of one
-        batch overlapping the database work of the one before."""
+        thread loads batch N; N's offsets are committed only after N's vault commit (while the
+        vault thread already loads N+1, so it never waits for Kafka's answer), so the guarantee is
+        the sequential one with the Python work of one batch overlapping the database work of the
+        one before. An offset not committed only means a batch read again and ignored."""
         pool = ThreadPoolExecutor(1, thread_name_prefix="pgtrail-vault")
         inflight: _Batch | None = None
         try:
             while not self._stop and not (until and until()):
                 batch = self._take()
-                if inflight is not None:
-                    self._finish(inflight)
-                    inflight = None
+                done, inflight = inflight, None
+                if done is not None:
+                    self._settle(done)
                 if batch is not None:
                     batch.loading = pool.submit(self._load_with_retry, batch.events, batch.failures, batch.dead,
                                                 batch.rows)
                     inflight = batch
+                if done is not None:
+                    self._acknowledge(done)
             if inflight is not None:
                 self._finish(inflight)
         finally:
@@ -133,11 +136,19 @@ class SinkService:
 
     def _finish(self, batch: "_Batch") -> None:
         """After the batch's vault commit: its dead letters acknowledged, then its offsets."""
+        self._settle(batch)
+        self._acknowledge(batch)
+
+    def _settle(self, batch: "_Batch") -> None:
+        """Wait for the batch's vault commit and its dead letters' acknowledgement."""
         if batch.loading is not None:
             batch.loading.result()  # re-raises what the vault thread raised (Fatal)
         self.dead_letters.flush(timeout=30)
         if batch.failures:
             raise Retryable(f"dead-letter topic did not acknowledge: {batch.failures[0]!r}")
+
+    def _acknowledge(self, batch: "_Batch") -> None:
+        """A settled batch: its offsets committed, its figures counted."""
         self._commit(batch.records)
         metrics.BATCH_SECONDS.observe(time.monotonic() - batch.started)
         metrics.LAST_COMMIT.set(time.time())

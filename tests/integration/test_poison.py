@@ -95,3 +95,14 @@ def test_a_topic_of_mostly_poison_stops_the_sink_with_a_clear_message(pipeline):
     log = pipeline.log("sink")
     assert "pgtrail: error: 20 of the last 20 records were poison (limit 50%)" in log and "Traceback" not in log
     assert len(pipeline.read_topic("deadletter", min_count=20)) >= 20  # nothing lost on the way out
+    # committed on the way out (the sink commits asynchronously; closing makes the last one certain):
+    # the dead-lettered records are not read again by the next sink of the group
+    from kafka import KafkaConsumer, TopicPartition
+    group = KafkaConsumer(bootstrap_servers=KAFKA.split(","), group_id=pipeline.env["PGTRAIL_SINK_GROUP_ID"],
+                          enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(f"{pipeline.prefix}.dml", p) for p in group.partitions_for_topic(f"{pipeline.prefix}.dml")]
+        committed = sum(group.committed(tp) or 0 for tp in tps)
+    finally:
+        group.close()
+    assert committed >= 20, f"the group committed {committed} of the 30 records"
