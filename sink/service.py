@@ -49,7 +49,7 @@ class _Batch:
 
 
 class SinkService:
-    """Loads one batch of records at a time.
+    """Loads batches of records, in order, on one vault thread, while this thread parses the next.
 
     Guarantee: offsets are committed only after the vault transaction holding the batch has
     committed and every dead-lettered record of it is acknowledged by Kafka. A crash re-delivers
@@ -72,33 +72,33 @@ class SinkService:
         self._recent: deque[bool] = deque(maxlen=poison_window)  # True: that record was poison
         self._stop = False
 
+    AHEAD = 2   # batches parsed and queued for the vault thread before this thread waits for it
+
     def stop(self) -> None:
         self._stop = True
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
-        """Batches flow through two stages: this thread polls and parses batch N+1 while the vault
-        thread loads batch N; N's offsets are committed only after N's vault commit (while the
-        vault thread already loads N+1, so it never waits for Kafka's answer), so the guarantee is
-        the sequential one with the Python work of one batch overlapping the database work of the
-        one before. An offset not committed only means a batch read again and ignored."""
+        """Batches flow through two stages: this thread polls and parses the next batches while the
+        vault thread loads the ones before, in order, up to AHEAD batches queued for it (so neither
+        stage waits for the other's slower moments). A batch's offsets are committed only after its
+        vault commit, and in order, so the guarantee is the sequential one; an offset not committed
+        only means a batch read again and ignored by the vault."""
         pool = ThreadPoolExecutor(1, thread_name_prefix="pgtrail-vault")
-        inflight: _Batch | None = None
+        inflight: deque[_Batch] = deque()
         try:
             while not self._stop and not (until and until()):
                 batch = self._take()
-                done, inflight = inflight, None
-                if done is not None:
-                    self._settle(done)
                 if batch is not None:
-                    batch.loading = pool.submit(self._load_with_retry, batch.events, batch.failures, batch.dead,
-                                                batch.rows)
-                    inflight = batch
-                if done is not None:
-                    self._acknowledge(done)
-            if inflight is not None:
-                self._finish(inflight)
+                    batch.loading = pool.submit(self._load_in_turn, batch, inflight[-1].loading if inflight else None)
+                    inflight.append(batch)
+                # acknowledge what the vault has committed; wait when the queue is full, or when the
+                # topic is quiet (then nothing is gained by waiting to commit)
+                while inflight and (inflight[0].loading.done() or len(inflight) > self.AHEAD or batch is None):
+                    self._finish(inflight.popleft())
+            while inflight:
+                self._finish(inflight.popleft())
         finally:
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=True, cancel_futures=True)   # a batch after a failed one is not loaded
 
     def run_once(self) -> int:
         """One batch, start to end (no overlap)."""
@@ -136,19 +136,11 @@ class SinkService:
 
     def _finish(self, batch: "_Batch") -> None:
         """After the batch's vault commit: its dead letters acknowledged, then its offsets."""
-        self._settle(batch)
-        self._acknowledge(batch)
-
-    def _settle(self, batch: "_Batch") -> None:
-        """Wait for the batch's vault commit and its dead letters' acknowledgement."""
         if batch.loading is not None:
             batch.loading.result()  # re-raises what the vault thread raised (Fatal)
         self.dead_letters.flush(timeout=30)
         if batch.failures:
             raise Retryable(f"dead-letter topic did not acknowledge: {batch.failures[0]!r}")
-
-    def _acknowledge(self, batch: "_Batch") -> None:
-        """A settled batch: its offsets committed, its figures counted."""
         self._commit(batch.records)
         metrics.BATCH_SECONDS.observe(time.monotonic() - batch.started)
         metrics.LAST_COMMIT.set(time.time())
@@ -170,6 +162,13 @@ class SinkService:
         if self.loader is None:
             self.loader = self.make_loader()
         return self.loader
+
+    def _load_in_turn(self, batch: "_Batch", before: "Future | None") -> None:
+        """On the vault thread: a batch queued behind one that failed is not loaded (the vault gets
+        the batches in offset order or not at all; both are read again after a restart)."""
+        if before is not None and before.exception() is not None:
+            raise Fatal("not loaded: the batch before it failed")
+        self._load_with_retry(batch.events, batch.failures, batch.dead, batch.rows)
 
     def _load_with_retry(self, events: list[Event], failures, dead: list[str], rows=None) -> None:
         backoff = 0.5
