@@ -18,10 +18,15 @@ from schemas import (DdlEvent, DmlEvent, Event, HeartbeatEvent, LogImportEvent, 
 from schemas.ids import quote_ident
 from sink.hashing import hash_diff, hk_actor, hk_database, hk_event, hk_link, hk_object, hk_script, hk_tenant
 
+@lru_cache(maxsize=65536)
+def _table_identity(schema_name: str, table: str) -> str:
+    return f"{quote_ident(schema_name)}.{quote_ident(table)}"
+
+
 def object_identity(event: Event) -> str:
     """The business key of what an event touched, within its database."""
     if isinstance(event, DmlEvent):
-        return f"{quote_ident(event.payload.schema_name)}.{quote_ident(event.payload.table)}"
+        return _table_identity(event.payload.schema_name, event.payload.table)
     if isinstance(event, DdlEvent):
         # a column's comment or default is a change of its table
         return event.payload.parent_identity or event.payload.object_identity or event.payload.command_tag.lower()
