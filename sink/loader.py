@@ -13,8 +13,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
 from pgtrail.errors import Retryable
-from schemas import (DdlEvent, DmlEvent, Event, HeartbeatEvent, LogImportEvent, OperationEvent, ScriptEvent,
-                     SecurityEvent)
+from schemas import Event
 from schemas.ids import quote_ident
 from sink.hashing import hash_diff, hk_actor, hk_database, hk_event, hk_link, hk_object, hk_script, hk_tenant
 
@@ -25,22 +24,23 @@ def _table_identity(schema_name: str, table: str) -> str:
 
 def object_identity(event: Event) -> str:
     """The business key of what an event touched, within its database."""
-    if isinstance(event, DmlEvent):
+    kind = event.kind   # not isinstance: a body read by schemas.fast is a Struct of the same shape
+    if kind == "dml":
         return _table_identity(event.payload.schema_name, event.payload.table)
-    if isinstance(event, DdlEvent):
+    if kind == "ddl":
         # a column's comment or default is a change of its table
         return event.payload.parent_identity or event.payload.object_identity or event.payload.command_tag.lower()
-    if isinstance(event, OperationEvent):
+    if kind == "operation":
         return f"operation:{event.payload.name}"
-    if isinstance(event, ScriptEvent):
+    if kind == "script":
         if event.payload.script_name:
             return f"script:{event.payload.script_name}"
         return f"script_execution:{event.payload.execution_id}"
-    if isinstance(event, SecurityEvent):
+    if kind == "security":
         return "security"
-    if isinstance(event, HeartbeatEvent):
+    if kind == "heartbeat":
         return "heartbeat"
-    if isinstance(event, LogImportEvent):
+    if kind == "log_import":
         # as written in the statement: `t` and `public.t` stay two keys (a log does not say which
         # schema a name resolved to)
         p = event.payload
@@ -270,11 +270,12 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
                 rows["sat_oversize_value"][(hev, ref.path)] = (hev, ref.path, ref.size_bytes, ref.sha256,
                                                                _json(ref.fetch), record_source)
         p = ev.payload
-        if isinstance(ev, DmlEvent):
+        kind = ev.kind
+        if kind == "dml":
             sat_row_change[hev] = (hev, p.operation, p.schema_name, p.table, _json(p.primary_key), _json(p.new),
                                    _json(p.old), list(p.changed_columns), _json(p.redacted),
                                    list(p.unchanged_toast), record_source)
-        elif isinstance(ev, DdlEvent):
+        elif kind == "ddl":
             rows["sat_ddl"][hev] = (hev, p.command_tag, p.object_type, p.schema_name, p.object_identity,
                                     p.statement, _json(p.definition), p.rewrite, p.cascade, p.parent_identity,
                                     p.execution_id, p.untracked, p.managed_by, record_source)
@@ -289,19 +290,19 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
                 if columns is not None:
                     rows["sat_object_compliance"][hev] = (*key, hash_diff([ev.tags, columns]), list(ev.tags),
                                                           _json(columns), record_source)
-        elif isinstance(ev, OperationEvent):
+        elif kind == "operation":
             rows["sat_operation"][hev] = (hev, p.operation_id, p.name, p.operation_type, p.status, p.duration_ms,
                                           _json(p.details), p.error, p.error_state, record_source)
-        elif isinstance(ev, ScriptEvent):
+        elif kind == "script":
             _link_script(rows, p.script_name, p.execution_id, hev, record_source)
             rows["sat_script_execution"][hev] = (
                 hev, p.execution_id, p.status, p.script_name, p.script_type, p.category, p.file_path, p.version,
                 p.checksum, p.size_bytes, p.business_justification, p.ticket_number, p.rows_affected,
                 p.duration_ms, p.error, p.error_state, p.failed_statement, p.at, record_source)
-        elif isinstance(ev, SecurityEvent):
+        elif kind == "security":
             rows["sat_security_event"][hev] = (hev, p.reason, p.prefix, p.transactional, p.claimed_kind,
                                                p.content, p.content_bytes, record_source)
-        elif isinstance(ev, LogImportEvent):
+        elif kind == "log_import":
             rows["sat_log_entry"][hev] = (
                 hev, p.log_format, p.origin, p.line, p.category, p.command_tag, p.object_type, p.object_identity,
                 p.statement, p.status, p.error, p.error_state, p.duration_ms, p.severity, p.session_id,

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 
 from pgtrail.errors import Fatal, Poison, Retryable, classify_sqlstate
 from publisher.base import Publisher
-from schemas import Event, parse_event
+from schemas import Event
+from schemas.fast import parse_event_fast
 from sink import metrics
 from sink.loader import RECORD_SOURCE, Loader, rows_for
 from sink.reader import Reader
@@ -128,7 +129,7 @@ class SinkService:
                                   "oversized", batch)
                 continue
             try:
-                batch.events.append(parse_event(rec.value))
+                batch.events.append(parse_event_fast(rec.value))
             except (ValidationError, ValueError, TypeError) as exc:
                 self._dead_letter(rec, f"invalid event: {_why(exc)}", "invalid", batch)
         batch.rows = rows_for(batch.events, RECORD_SOURCE) if batch.events else None  # pure: here, not on the vault thread
