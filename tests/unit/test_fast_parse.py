@@ -69,7 +69,7 @@ def test_a_batch_of_both_makes_the_rows_of_pydantic_alone():
 
 _ODD_VALUES = [None, "5", 5, 5.0, -1, 0, 2 ** 70, True, "true", [], {}, "", "x", "0/16B3748",
                "2026-12-05T07:00:00", "2026-12-05 07:00:00+00", "6a2f41a3-c54c-fce8-32d2-0324e1c32e22",
-               "6A2F41A3C54CFCE832D20324E1C32E22", 1e400, "NaN"]
+               "6A2F41A3C54CFCE832D20324E1C32E22", 1e400, "NaN", "a\ud800b", "a\x00b"]
 
 
 def _paths(doc, prefix=()):
