@@ -312,7 +312,10 @@ class _Task:
 
 
 class _ChunkBuilder(EntryBuilder):
-    """An EntryBuilder that also writes down its session changes for the parent."""
+    """An EntryBuilder that also writes down its session changes for the parent. Its events are
+    only counted and encoded here: built the fast way."""
+
+    fast = True
 
     def __init__(self, out: list, **kw):
         super().__init__(**kw)

@@ -15,8 +15,10 @@ where one is needed (rare paths: a dead letter).
 """
 from __future__ import annotations
 
+import inspect
 import types
 import typing
+from functools import lru_cache
 from typing import Any
 
 import annotated_types
@@ -55,9 +57,9 @@ def _model_dump_json(self) -> str:
     return _to_model(self).model_dump_json()
 
 
-def _struct(model: type[BaseModel], tag: str | None = None) -> type:
-    if model in _structs:
-        return _structs[model]
+def _struct(model: type[BaseModel], tag: str | None = None, wire: bool = False) -> type:
+    if (model, tag, wire) in _structs:
+        return _structs[(model, tag, wire)]
     if model.model_config.get("extra") != "forbid":
         raise TypeError(f"{model.__name__}: only models that forbid extra fields have a fast form")
     fields = []
@@ -85,9 +87,11 @@ def _struct(model: type[BaseModel], tag: str | None = None) -> type:
             fields.append((name, annotation))
     namespace = ({"kind": tag, "to_model": _to_model, "model_dump_json": _model_dump_json}
                  if tag is not None else {})
+    if wire:   # the model's own methods and properties, read through the same attribute names
+        namespace.update({name: inspect.getattr_static(model, name) for name in ("object_key", "time")})
     struct = msgspec.defstruct(model.__name__, fields, kw_only=True, forbid_unknown_fields=True, frozen=True,
                                tag_field="kind" if tag is not None else None, tag=tag, namespace=namespace)
-    _structs[model] = struct
+    _structs[(model, tag, wire)] = struct
     return struct
 
 
@@ -106,3 +110,87 @@ def parse_event_fast(data: bytes) -> Event | Any:
         return _decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError, TypeError):
         return parse_event(data)   # pydantic decides, and says why in its own words
+
+
+def wire_struct(model: type[BaseModel]) -> type:
+    """The Struct of an event model that msgspec writes as pydantic's body, byte for byte: `kind`
+    an ordinary field in its declared place (not a tag written first), the model's `object_key()`
+    and `time`, so schemas.wire.encode and cloudevent_headers take it as they take the model."""
+    return _struct(model, None, wire=True)
+
+
+def build_event(model: type[BaseModel], fields: dict[str, Any]) -> Any:
+    """The event `fields` make, without pydantic's cost where it can be spared: a wire Struct when
+    msgspec accepts the fields (it is the stricter: what it accepts pydantic accepts as the same
+    values, and both write the same body), else pydantic's model, which raises ValidationError for
+    what is no event. For a producer's own values (logimport's workers); a reader of untrusted
+    input still goes through parse_event. tests/unit/test_fast_parse.py checks both agree."""
+    if any(_odd_float(_at(fields, path), deep) for path, deep in _float_paths(model)):
+        return model(**fields)
+    try:
+        return msgspec.convert(fields, wire_struct(model))
+    except msgspec.ValidationError:
+        return model(**fields)
+
+
+def _at(fields: dict, path: tuple[str, ...]) -> Any:
+    value: Any = fields
+    for key in path:
+        if not isinstance(value, dict):
+            return None   # not a dict: msgspec refuses it anyway
+        value = value.get(key)
+    return value
+
+
+def _odd_float(value: Any, deep: bool) -> bool:
+    """A float msgspec and pydantic write differently: where Python's repr takes an exponent
+    (pydantic 1e+16 and 1e-05, msgspec 1e16 and 0.00001). Not finite: both write null. An int in
+    a float field is written as the float both make of it."""
+    if type(value) is int and not deep:
+        try:
+            value = float(value)
+        except OverflowError:
+            return True
+    if type(value) is float:
+        return value != 0 and not 1e-4 <= abs(value) < 1e16 and abs(value) != float("inf") and value == value
+    if deep and isinstance(value, dict):
+        return any(_odd_float(v, True) for v in value.values())
+    if deep and isinstance(value, list):
+        return any(_odd_float(v, True) for v in value)
+    return False
+
+
+@lru_cache(maxsize=None)
+def _float_paths(model: type[BaseModel]) -> tuple[tuple[tuple[str, ...], bool], ...]:
+    """Where a model's fields may hold a float: (path, whether to look inside a dict or list)."""
+    found = []
+
+    def walk(m: type[BaseModel], prefix: tuple[str, ...]) -> None:
+        for name, info in m.model_fields.items():
+            args = _leaves(info.annotation)
+            nested = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            if typing.get_origin(info.annotation) is None and nested and len(nested) == len(
+                    [a for a in args if a is not type(None)]):
+                for sub in nested:
+                    walk(sub, prefix + (name,))
+            elif any(typing.get_origin(a) in (dict, list) and _may_hold_float(a) or a is Any for a in args):
+                found.append((prefix + (name,), True))
+            elif float in args:
+                found.append((prefix + (name,), False))
+
+    walk(model, ())
+    return tuple(found)
+
+
+def _may_hold_float(annotation: Any) -> bool:
+    if annotation is Any or annotation is float:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return any(_may_hold_float(f.annotation) for f in annotation.model_fields.values())
+    return any(_may_hold_float(a) for a in typing.get_args(annotation))
+
+
+def _leaves(annotation: Any) -> list:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [leaf for a in typing.get_args(annotation) for leaf in _leaves(a)]
+    return [annotation]

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 import msgspec
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from schemas.events import SCHEMA_VERSION, Actor, Event, Source, parse_event
 from schemas.ids import PGTRAIL_NAMESPACE, quote_ident
@@ -70,9 +70,13 @@ class Encoded(msgspec.Struct):
 
 
 def encode(event: Event) -> Encoded:
-    """The reference serialisation of any event."""
-    return Encoded(event.kind, event.object_key().encode(), event.model_dump_json().encode(),
-                   cloudevent_headers(event), event.tags, event)
+    """The reference serialisation of any event: a pydantic model, or a wire Struct of
+    schemas.fast.build_event (msgspec writes it as pydantic would; `.event` parses it back)."""
+    if isinstance(event, BaseModel):
+        return Encoded(event.kind, event.object_key().encode(), event.model_dump_json().encode(),
+                       cloudevent_headers(event), event.tags, event)
+    return Encoded(event.kind, event.object_key().encode(), _encode_json(event), cloudevent_headers(event),
+                   event.tags)
 
 
 _SPEC = ("ce_specversion", b"1.0")

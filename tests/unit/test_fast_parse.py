@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from bench.vault import synthetic_events
 from schemas.events import LogImportEvent, parse_event
-from schemas.fast import parse_event_fast
+from schemas.fast import build_event, parse_event_fast, wire_struct
+from schemas.wire import encode
 from sink.loader import rows_for
 
 FIXTURE = Path(__file__).parent / "fixtures" / "events_v1.jsonl"
@@ -135,3 +136,84 @@ def test_mutated_bodies_are_never_read_laxer_than_pydantic_reads_them():
             else:
                 assert (fast is None) == (model is None)  # refused by msgspec: pydantic's own answer
     assert checked > 2000 and accepted_fast > 100, (checked, accepted_fast)
+
+
+# ---------------------------------------------------------------- building (logimport's workers)
+
+def _fixture_log_events() -> list:
+    from logimport import ParseReport, read_log
+    from tests.unit.test_logimport_fixtures import LOGS, MANIFEST
+    events = []
+    for name in sorted(MANIFEST):
+        events += read_log(LOGS / name, origin=name, server="fixture", prefix=MANIFEST[name].get("log_line_prefix"),
+                           report=ParseReport())
+    return events
+
+
+def _fields(event) -> dict:
+    """What logimport.entries gives build_event: the event's fields, nested ones as dicts."""
+    return {name: getattr(event, name).model_dump() if hasattr(getattr(event, name), "model_dump")
+            else getattr(event, name) for name in type(event).model_fields}
+
+
+def _wire(enc) -> tuple:
+    return enc.kind, enc.key, enc.value, enc.headers, enc.tags
+
+
+def _encoded(event) -> tuple | str:
+    """The event on the wire, or that it cannot be written (a lone surrogate: both raise ValueError)."""
+    try:
+        return _wire(encode(event))
+    except ValueError:
+        return "not encodable"
+
+
+def test_events_built_fast_are_pydantics_byte_for_byte():
+    """Every entry of the real-server fixture logs (every format and prefix), built both ways:
+    the fast Struct, and the same key, body, CloudEvents headers and tags on the wire."""
+    events = _fixture_log_events() + [parse_event(_log_import())]
+    assert len(events) > 200
+    for model in events:
+        built = build_event(LogImportEvent, _fields(model))
+        assert type(built) is wire_struct(LogImportEvent), model
+        assert _wire(encode(built)) == _wire(encode(model))
+        assert encode(built).event == model   # the body parses back to the same model
+
+
+def test_built_events_are_never_laxer_than_pydantic():
+    """Fields with one value changed, dropped or added: what msgspec refuses goes to pydantic,
+    which builds its model or raises; what msgspec builds, pydantic builds as the same body."""
+    base = parse_event(_log_import())
+    doc = json.loads(_log_import())
+    doc.pop("kind")
+    checked = fast = fell_back = 0
+    for mutated in _mutations(json.dumps(doc).encode()):
+        fields = {k: v for k, v in mutated.items()}
+        try:
+            model = LogImportEvent(**copy.deepcopy(fields))
+        except (ValidationError, ValueError, TypeError):
+            model = None
+        try:
+            built = build_event(LogImportEvent, copy.deepcopy(fields))
+        except (ValidationError, ValueError, TypeError):
+            built = None
+        checked += 1
+        if isinstance(built, msgspec.Struct):
+            fast += 1
+            assert model is not None, f"built fast what pydantic refuses: {fields}"
+            assert _encoded(built) == _encoded(model), fields
+        else:
+            assert (built is None) == (model is None), fields
+            fell_back += built is not None
+    assert base.kind == "log_import"
+    assert checked > 300 and fast > 20 and fell_back > 5, (checked, fast, fell_back)
+
+
+@pytest.mark.parametrize("duration", [0.5, 3, 1e-05, 0.00001234, 1e16, 2 ** 60, 1.5e300, float("inf"), 0.0])
+def test_floats_written_alike_whichever_way_they_are_built(duration):
+    """msgspec and pydantic write some floats differently (1e16 / 1e+16, 0.00001 / 1e-05): those
+    are built by pydantic, so the body never depends on the way it was built."""
+    fields = json.loads(_log_import())
+    fields.pop("kind")
+    fields["payload"]["duration_ms"] = duration
+    assert _encoded(build_event(LogImportEvent, copy.deepcopy(fields))) == _encoded(LogImportEvent(**fields))
