@@ -40,7 +40,7 @@ from logimport.redact import redact_secrets
 from logimport.sqlclass import classify
 from schemas.events import LogImportEvent
 from schemas.fast import build_event
-from schemas.ids import PGTRAIL_NAMESPACE
+from schemas.ids import PGTRAIL_NAMESPACE, uuid5_text
 
 if TYPE_CHECKING:
     from logimport.reader import ParseReport
@@ -340,7 +340,8 @@ class EntryBuilder:
             duration_ms=e.duration_ms, severity=e.severity or r.severity, session_id=r.session_id,
             session_line=r.session_line, virtual_xid=r.vxid, xid=r.xid or None, query_id=r.query_id or None,
             backend_type=r.backend_type, audit=audit, simulated=self.simulated)
-        fields = dict(event_id=self.ids.id(self._key(r)), actor=actor(user, app, client, r.pid), payload=payload,
+        key = self._key(r)
+        fields = dict(event_id=self.ids.text(key) if self.fast else self.ids.id(key), actor=actor(user, app, client, r.pid), payload=payload,
                       source=dict(system_id=self.server, database=database or "unknown", slot="log-import",
                                   commit_time=r.time, position=0))
         return build_event(LogImportEvent, fields) if self.fast else LogImportEvent(**fields)
@@ -361,9 +362,16 @@ class EntryIds:
         self._head = hashlib.sha1(PGTRAIL_NAMESPACE.bytes + f"log/{server}/".encode())
 
     def id(self, key: str) -> uuid.UUID:
+        return uuid.UUID(bytes=self._digest(key)[:16], version=5)
+
+    def text(self, key: str) -> str:
+        """The same id as text (schemas.fast.build_event reads it; no UUID object made twice)."""
+        return uuid5_text(self._digest(key))
+
+    def _digest(self, key: str) -> bytes:
         h = self._head.copy()
         h.update(key.encode())
-        return uuid.UUID(bytes=h.digest()[:16], version=5)
+        return h.digest()
 
 
 def parse_audit(text: str) -> dict[str, Any]:

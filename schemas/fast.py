@@ -125,8 +125,10 @@ def build_event(model: type[BaseModel], fields: dict[str, Any]) -> Any:
     values, and both write the same body), else pydantic's model, which raises ValidationError for
     what is no event. For a producer's own values (logimport's workers); a reader of untrusted
     input still goes through parse_event. tests/unit/test_fast_parse.py checks both agree."""
-    if any(_odd_float(_at(fields, path), deep) for path, deep in _float_paths(model)):
-        return model(**fields)
+    for path, deep in _float_paths(model):
+        value = _at(fields, path)
+        if value and _odd_float(value, deep):   # None, 0 and empty lists are alike both ways
+            return model(**fields)
     try:
         return msgspec.convert(fields, wire_struct(model))
     except msgspec.ValidationError:
@@ -137,7 +139,7 @@ def _at(fields: dict, path: tuple[str, ...]) -> Any:
     value: Any = fields
     for key in path:
         if not isinstance(value, dict):
-            return None   # not a dict: msgspec refuses it anyway
+            return None   # not a mapping: msgspec refuses it anyway
         value = value.get(key)
     return value
 

@@ -59,3 +59,13 @@ def log_entry_id(server: str, key: str) -> uuid.UUID:
     file already imported) gets the same id and the vault adds nothing.
     """
     return uuid.uuid5(PGTRAIL_NAMESPACE, f"log/{server}/{key}")
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+def uuid5_text(digest: bytes) -> str:
+    """RFC 4122 version-5 text form of a SHA-1 digest: str(uuid.UUID(bytes=digest[:16], version=5))
+    without making the object (a hot path in capture and log import)."""
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"

@@ -18,7 +18,7 @@ import msgspec
 from pydantic import BaseModel, TypeAdapter
 
 from schemas.events import SCHEMA_VERSION, Actor, Event, Source, parse_event
-from schemas.ids import PGTRAIL_NAMESPACE, quote_ident
+from schemas.ids import PGTRAIL_NAMESPACE, quote_ident, uuid5_text
 
 _json = msgspec.json.Encoder()
 _encode_json = _json.encode
@@ -80,13 +80,9 @@ def encode(event: Event) -> Encoded:
 
 
 _SPEC = ("ce_specversion", b"1.0")
-_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
-
-
 def _uuid5_text(digest: bytes) -> bytes:
     """RFC 4122 version-5 text form of a SHA-1 digest (what uuid.uuid5 gives, without the object)."""
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}".encode()
+    return uuid5_text(digest).encode()
 
 
 class DmlWire:

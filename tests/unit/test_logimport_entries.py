@@ -196,3 +196,4 @@ def test_entry_ids_are_schemas_log_entry_ids():
         ids = EntryIds(server)
         for key in ("abc.1/7", "sha256:" + "0" * 64 + "/3", "é"):
             assert ids.id(key) == log_entry_id(server, key)
+            assert ids.text(key) == str(log_entry_id(server, key))
