@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 import psycopg
 from psycopg import postgres
-from psycopg.adapt import Dumper
+from psycopg.adapt import Dumper, PyFormat
 from psycopg.pq import Format
 
 from pgtrail.errors import Retryable
@@ -127,14 +127,19 @@ class _LsnBinary(Dumper):
     oid = postgres.types["pg_lsn"].oid
 
     def dump(self, obj: str) -> bytes:
-        hi, slash, lo = obj.partition("/")
-        try:
-            if not slash or len(hi) > 8 or len(lo) > 8:
-                raise ValueError(obj)
-            return ((int(hi, 16) << 32) | int(lo, 16)).to_bytes(8, "big")
-        except ValueError:
-            raise psycopg.errors.InvalidTextRepresentation(
-                f'invalid input syntax for type pg_lsn: "{obj[:40]}"') from None
+        return _lsn_bytes(obj)
+
+
+@lru_cache(maxsize=4096)   # a transaction's events share their commit LSN
+def _lsn_bytes(obj: str) -> bytes:
+    hi, slash, lo = obj.partition("/")
+    try:
+        if not slash or len(hi) > 8 or len(lo) > 8:
+            raise ValueError(obj)
+        return ((int(hi, 16) << 32) | int(lo, 16)).to_bytes(8, "big")
+    except ValueError:
+        raise psycopg.errors.InvalidTextRepresentation(
+            f'invalid input syntax for type pg_lsn: "{obj[:40]}"') from None
 
 
 class _JsonbText(Dumper):
@@ -276,16 +281,17 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
                                    _json(p.old), list(p.changed_columns), _json(p.redacted),
                                    list(p.unchanged_toast), record_source)
         elif kind == "ddl":
+            definition = _json(p.definition)
             rows["sat_ddl"][hev] = (hev, p.command_tag, p.object_type, p.schema_name, p.object_identity,
-                                    p.statement, _json(p.definition), p.rewrite, p.cascade, p.parent_identity,
+                                    p.statement, definition, p.rewrite, p.cascade, p.parent_identity,
                                     p.execution_id, p.untracked, p.managed_by, record_source)
             if p.execution_id is not None:
                 _link_script(rows, None, p.execution_id, hev, record_source)
             if src.commit_lsn is not None and (p.definition is not None or p.command_tag.startswith("DROP")):
                 dropped = p.definition is None
                 key = (hobj, hev, src.commit_time, src.commit_lsn, src.position)
-                rows["sat_object_definition"][hev] = (*key, hash_diff(p.definition), dropped,
-                                                      _json(p.definition), record_source)
+                rows["sat_object_definition"][hev] = (*key, hash_diff(p.definition), dropped, definition,
+                                                      record_source)
                 columns = _classified_columns(p.definition)
                 if columns is not None:
                     rows["sat_object_compliance"][hev] = (*key, hash_diff([ev.tags, columns]), list(ev.tags),
@@ -358,6 +364,9 @@ class VaultLoader:
         conn.adapters.register_dumper(None, _LsnBinary)   # used by COPY ... set_types() only
         conn.adapters.register_dumper(None, _JsonbText)
         conn.adapters.register_dumper(None, _TextArray)
+        # bytea by oid is psycopg's Python dumper for dbapi20.Binary (two Python calls per value,
+        # three keys a row); the C dumper for bytes does the same for what rows_for gives it
+        conn.adapters.register_dumper(None, conn.adapters.get_dumper(bytes, PyFormat.BINARY))
         with conn.transaction():  # the session's staging tables, once: they live as long as the connection
             for name in _TYPES:
                 conn.execute(_stage_ddl(name))
