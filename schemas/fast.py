@@ -1,4 +1,5 @@
-"""The sink's fast reading of event bodies: msgspec types generated from the pydantic models.
+"""Events without pydantic's cost where it can be spared: msgspec types generated from the
+pydantic models, for the sink's reading of bodies and for log import's building of events.
 
 schemas/events.py stays the one definition of an event. From it this module derives, once at
 import, a msgspec Struct per model (same fields, defaults, bounds, forbidden extra fields, `kind`
@@ -12,6 +13,11 @@ event kind and on mutated bodies of each.
 A decoded Struct has the model's attribute names, so sink.loader.rows_for reads either; `kind`
 is a class attribute; `to_model()` and `model_dump_json()` give the pydantic model and its body
 where one is needed (rare paths: a dead letter).
+
+Building (`build_event`, logimport's workers): the same fields through `msgspec.convert` into a
+"wire" Struct, whose `kind` is an ordinary field in its declared place, so msgspec writes the body
+pydantic would write, byte for byte. The two write some floats differently (1e16 / 1e+16); an event
+holding one is built by pydantic.
 """
 from __future__ import annotations
 
