@@ -36,7 +36,8 @@ def one_process(path: Path, prefix: str | None) -> tuple[list[str], ParseReport]
 def in_workers(path: Path, prefix: str | None, pool, chunk_bytes: int, encoded: bool = True
                ) -> tuple[list[str], ParseReport]:
     report = ParseReport()
-    events = [(e if hasattr(e, "model_dump_json") else e.event).model_dump_json()
+    # a worker's event as the bytes it made (built the fast way), the parent's as pydantic writes it
+    events = [e.model_dump_json() if hasattr(e, "model_dump_json") else e.value.decode()
               for e in read_log_parallel(path, pool=pool, jobs=2, origin="o", server="s", prefix=prefix,
                                          report=report, chunk_bytes=chunk_bytes, encoded=encoded)]
     return events, report
