@@ -341,10 +341,13 @@ class EntryBuilder:
             session_line=r.session_line, virtual_xid=r.vxid, xid=r.xid or None, query_id=r.query_id or None,
             backend_type=r.backend_type, audit=audit, simulated=self.simulated)
         key = self._key(r)
-        fields = dict(event_id=self.ids.text(key) if self.fast else self.ids.id(key), actor=actor(user, app, client, r.pid), payload=payload,
+        fields = dict(actor=actor(user, app, client, r.pid), payload=payload,
                       source=dict(system_id=self.server, database=database or "unknown", slot="log-import",
                                   commit_time=r.time, position=0))
-        return build_event(LogImportEvent, fields) if self.fast else LogImportEvent(**fields)
+        if self.fast:
+            fields["event_id"] = self.ids.text(key)
+            return build_event(LogImportEvent, fields)
+        return LogImportEvent(event_id=self.ids.id(key), **fields)
 
 
 def actor(user: str | None, application: str | None, client: str | None, pid: int | None) -> dict | None:

@@ -22,6 +22,7 @@ holding one is built by pydantic.
 from __future__ import annotations
 
 import inspect
+import math
 import types
 import typing
 from functools import lru_cache
@@ -160,7 +161,7 @@ def _odd_float(value: Any, deep: bool) -> bool:
         except OverflowError:
             return True
     if type(value) is float:
-        return value != 0 and not 1e-4 <= abs(value) < 1e16 and abs(value) != float("inf") and value == value
+        return value != 0 and math.isfinite(value) and not 1e-4 <= abs(value) < 1e16
     if deep and isinstance(value, dict):
         return any(_odd_float(v, True) for v in value.values())
     if deep and isinstance(value, list):
@@ -175,16 +176,12 @@ def _float_paths(model: type[BaseModel]) -> tuple[tuple[tuple[str, ...], bool], 
 
     def walk(m: type[BaseModel], prefix: tuple[str, ...]) -> None:
         for name, info in m.model_fields.items():
-            args = _leaves(info.annotation)
-            nested = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-            if typing.get_origin(info.annotation) is None and nested and len(nested) == len(
-                    [a for a in args if a is not type(None)]):
-                for sub in nested:
+            leaves = [a for a in _leaves(info.annotation) if a is not type(None)]
+            if all(isinstance(a, type) and issubclass(a, BaseModel) for a in leaves):
+                for sub in leaves:   # a nested model: its own fields
                     walk(sub, prefix + (name,))
-            elif any(typing.get_origin(a) in (dict, list) and _may_hold_float(a) or a is Any for a in args):
-                found.append((prefix + (name,), True))
-            elif float in args:
-                found.append((prefix + (name,), False))
+            elif any(_may_hold_float(a) for a in leaves):
+                found.append((prefix + (name,), leaves != [float]))
 
     walk(model, ())
     return tuple(found)

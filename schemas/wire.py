@@ -80,6 +80,8 @@ def encode(event: Event) -> Encoded:
 
 
 _SPEC = ("ce_specversion", b"1.0")
+
+
 def _uuid5_text(digest: bytes) -> bytes:
     """RFC 4122 version-5 text form of a SHA-1 digest (what uuid.uuid5 gives, without the object)."""
     return uuid5_text(digest).encode()

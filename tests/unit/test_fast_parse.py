@@ -187,8 +187,7 @@ def test_built_events_are_never_laxer_than_pydantic():
     doc = json.loads(_log_import())
     doc.pop("kind")
     checked = fast = fell_back = 0
-    for mutated in _mutations(json.dumps(doc).encode()):
-        fields = {k: v for k, v in mutated.items()}
+    for fields in _mutations(json.dumps(doc).encode()):
         try:
             model = LogImportEvent(**copy.deepcopy(fields))
         except (ValidationError, ValueError, TypeError):
