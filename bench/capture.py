@@ -86,7 +86,8 @@ def run_pgtrail(db: str, slot: str, client: str, prefix: str, changes: int) -> d
     service.run(until=lambda: service.tracker.acked >= changes)
     elapsed = time.perf_counter() - t0
     service.publisher.close()
-    return {"seconds": elapsed, "rss_mb": _peak_mb(), "acked": service.tracker.acked}
+    return {"seconds": elapsed, "rss_mb": _peak_mb(), "acked": service.tracker.acked,
+            "child_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
 def _records(prefix: str, count: int) -> list:
@@ -109,7 +110,9 @@ def run_floor(client: str, prefix: str, count: int) -> dict:
     driver could do at most, whatever it did before sending."""
     from publisher import KafkaSettings, make_publisher
     records = _records(prefix, count)
-    kafka = KafkaSettings(bootstrap=KAFKA, topic_prefix=prefix + "f", client=client)
+    # one process: the driver as a bare loop would use it (kafka-python's own process arrangement
+    # is pgtrail's, measured against this)
+    kafka = KafkaSettings(bootstrap=KAFKA, topic_prefix=prefix + "f", client=client, python_client_process=False)
     pub = make_publisher(kafka, client_id="bench-floor")
     topic = kafka.topic("dml")
     acked = [0]
@@ -209,7 +212,8 @@ def main() -> None:
         for client, (pg, floor) in results.items():
             pg_rate, floor_rate = changes / pg["seconds"], floor["sent"] / floor["seconds"]
             print(f"  pgtrail   : consumer -> Kafka ({client:12s})  {pg['seconds']:7.2f}s {pg_rate:10,.0f} changes/s"
-                  f"  {pg_rate / recv_rate:5.2f}x pg_recvlogical  peak RSS {pg['rss_mb']:.0f} MB")
+                  f"  {pg_rate / recv_rate:5.2f}x pg_recvlogical  peak RSS {pg['rss_mb']:.0f} MB"
+                  + (f" + {pg['child_rss_mb']:.0f} MB (its kafka-python process)" if pg.get("child_rss_mb") else ""))
             print(f"  floor     : bare loop, same records ({client:12s}) {floor['seconds']:6.2f}s "
                   f"{floor_rate:10,.0f} records/s {floor_rate / recv_rate:5.2f}x pg_recvlogical  "
                   f"peak RSS {floor['rss_mb']:.0f} MB")

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from schemas import Event
-from schemas.wire import Encoded, Headers, encode
+if TYPE_CHECKING:   # not imported at run time: the kafka-python process needs none of the schemas
+    from schemas import Event
+    from schemas.wire import Encoded, Headers
 
 # Called once per message as on_delivery(error) or on_delivery(error, message): error is None when
 # the broker acknowledged the message (acks=all), else what ended its delivery (an exception, or
@@ -63,6 +64,7 @@ class TopicPublisher:
         return t
 
     def publish(self, event: Event | Encoded, on_delivery: DeliveryCallback) -> None:
+        from schemas.wire import Encoded, encode
         enc = event if isinstance(event, Encoded) else encode(event)
         self.send(self.topic(enc.kind), enc.key, enc.value, enc.headers, on_delivery)
 

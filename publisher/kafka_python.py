@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
@@ -12,7 +13,9 @@ from pgtrail.errors import Fatal
 from publisher.base import DeliveryCallback, TopicPublisher
 from publisher.partitioner import CachedKeyPartitioner
 from publisher.settings import KafkaSettings
-from schemas.wire import Headers
+
+if TYPE_CHECKING:
+    from schemas.wire import Headers
 
 log = logging.getLogger(__name__)
 
