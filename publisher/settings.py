@@ -14,7 +14,7 @@ class KafkaSettings(BaseSettings):
 
     client: Literal["librdkafka", "kafka-python"] = Field(
         "librdkafka", description="Kafka driver: librdkafka (confluent-kafka, keeps up with PostgreSQL's decoding) "
-                                  "or kafka-python (pure Python, no native code, about a fifth of the rate)")
+                                  "or kafka-python (pure Python, no native code, about a third of the rate)")
     python_client_process: bool = Field(
         True, description="kafka-python only: run the client in a process of its own, so its Python work runs "
                           "on another CPU beside the caller's (one more process of ~40 MB per publisher)")
