@@ -6,22 +6,26 @@ Workload: N events (default 100,000) of one source: 80% row changes over 50 tabl
 10 tenants. Reports timed: `pgtrail history <table>` (one object's history), the whole-vault
 history page (latest 1,000 events), the enterprise dashboard and the execution history.
 
-Two vault figures, each into its own fresh vault: one thread building each batch's rows and
-loading them in turn; and the sink's own arrangement (sink/service.py), the rows of batch N+1
-built on one thread while the vault thread loads batch N. The 100,000 generated events are
-frozen out of the garbage collector's view first: the sink holds one or two batches, never the
-whole workload, and without that the collector's passes over them are a third of the Python time.
+Three vault figures, each into its own fresh vault:
+- sequential: one session, one thread, each batch's rows built and loaded in turn (VaultLoader);
+- paired sessions: one thread, batch N staged in one session while batch N-1's INSERTs and COMMIT
+  run in the other (PairedLoader; N's are sent once N-1 committed);
+- the sink: sink/service.py's SinkService itself, fed the very bodies the baseline COPY gets
+  (parsed, rows built on one thread, PairedLoader on the vault thread, offsets "committed" to an
+  in-memory reader): what `pgtrail sink` does, minus Kafka; and the same with one session
+  (VaultLoader, the arrangement before PairedLoader).
+The process is tuned as `pgtrail sink` tunes itself (pgtrail/runtime.py): the 100,000 generated
+events are frozen out of the garbage collector's view (the sink holds one or two batches, never
+the whole workload).
 
     python -m bench.vault [--events 100000]
 """
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import psycopg
@@ -29,9 +33,12 @@ import psycopg
 from bench.capture import dsn, machine
 from pgtrail import history, reports
 from pgtrail.install import install
+from pgtrail.runtime import tune_for_throughput
 from schemas import (Actor, DdlEvent, DdlPayload, DmlEvent, DmlPayload, OperationEvent, OperationPayload,
                      ScriptEvent, ScriptPayload, Source, event_id)
-from sink.loader import RECORD_SOURCE, VaultLoader, rows_for
+from sink.loader import PairedLoader, VaultLoader
+from sink.reader import Rec
+from sink.service import SinkService
 
 
 def synthetic_events(n: int) -> list:
@@ -102,23 +109,68 @@ def load_in_turn(db: str, events: list, batch: int) -> float:
     return elapsed
 
 
-def load_as_the_sink_does(db: str, events: list, batch: int) -> float:
-    """Seconds to load every batch the way SinkService.run overlaps them: the rows of the next batch
-    are built here while the vault thread loads the one before."""
-    loader = VaultLoader(psycopg.connect(dsn(db), autocommit=True))
-    pool = ThreadPoolExecutor(1, thread_name_prefix="pgtrail-vault")
+def load_paired(db: str, events: list, batch: int) -> float:
+    """Seconds to load every batch through two sessions on one thread: stage N, wait for N-1's
+    commit, send N."""
+    loader = PairedLoader(lambda: psycopg.connect(dsn(db), autocommit=True))
     t0 = time.perf_counter()
-    inflight = None
+    before = None
     for i in range(0, len(events), batch):
-        chunk = events[i:i + batch]
-        rows = rows_for(chunk, RECORD_SOURCE)
-        if inflight is not None:
-            inflight.result()
-        inflight = pool.submit(loader.load, chunk, rows)
-    inflight.result()
+        staged = loader.stage(events[i:i + batch])
+        if before is not None:
+            before.result()
+        staged.send()
+        before = staged
+    before.result()
     elapsed = time.perf_counter() - t0
-    pool.shutdown()
     loader.close()
+    return elapsed
+
+
+class _Records:
+    """A Reader (sink/reader.py) over bodies in memory: one topic, one partition."""
+
+    def __init__(self, bodies: list[bytes]):
+        self.bodies, self.at, self.committed = bodies, 0, 0
+
+    def poll(self, max_records: int, timeout: float) -> list[Rec]:
+        start, self.at = self.at, min(len(self.bodies), self.at + max_records)
+        return [Rec("bench.dml", 0, i, self.bodies[i]) for i in range(start, self.at)]
+
+    def commit(self, offsets: dict) -> bool:
+        self.committed = max(self.committed, *offsets.values())
+        return True
+
+    def assigned(self) -> int:
+        return 1
+
+    def close(self) -> None:
+        pass
+
+
+class _NoDeadLetters:
+    def flush(self, timeout=None) -> None:
+        pass
+
+    def dead_letter(self, *args) -> None:
+        raise AssertionError("the workload holds no bad record")
+
+
+def load_as_the_sink(db: str, bodies: list[bytes], batch: int, paired: bool = True) -> float:
+    """Seconds for SinkService.run to take every body into the vault and commit its offset
+    (paired=False: with one session, as before PairedLoader)."""
+    reader = _Records(bodies)
+
+    def make_loader():
+        if paired:
+            return PairedLoader(lambda: psycopg.connect(dsn(db), autocommit=True))
+        return VaultLoader(psycopg.connect(dsn(db), autocommit=True))
+    service = SinkService(reader, make_loader, _NoDeadLetters(), max_batch=batch, poll_timeout_ms=0,
+                          vault_inline=paired)
+    t0 = time.perf_counter()
+    service.run(until=lambda: reader.committed >= len(bodies))
+    elapsed = time.perf_counter() - t0
+    service.close()
     return elapsed
 
 
@@ -128,19 +180,18 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2000)
     args = ap.parse_args()
     db = f"bench_vault_{uuid.uuid4().hex[:8]}"
-    db2 = db + "_sink"
+    dbs = [db, db + "_paired", db + "_sink", db + "_sink1"]
     with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
-        admin.execute(f"create database {db}")
-        admin.execute(f"create database {db2}")
+        for name in dbs:
+            admin.execute(f"create database {name}")
     try:
-        install(dsn(db), "vault")
-        install(dsn(db2), "vault")
+        for name in dbs:
+            install(dsn(name), "vault")
         t0 = time.perf_counter()
         events = synthetic_events(args.events)
         t_gen = time.perf_counter() - t0
         bodies = [e.model_dump_json() for e in events]
-        gc.collect()
-        gc.freeze()
+        tune_for_throughput()
 
         with psycopg.connect(dsn(db), autocommit=True) as conn:  # baseline: COPY into one flat table
             conn.execute("create table flat_events (body jsonb)")
@@ -151,7 +202,15 @@ def main() -> None:
             t_copy = time.perf_counter() - t0
 
         t_vault = load_in_turn(db, events, args.batch)
-        t_sink = load_as_the_sink_does(db2, events, args.batch)
+        t_paired = load_paired(dbs[1], events, args.batch)
+        encoded = [b.encode() for b in bodies]
+        t_sink = load_as_the_sink(dbs[2], encoded, args.batch)
+        t_sink1 = load_as_the_sink(dbs[3], encoded, args.batch, paired=False)
+        for name in dbs[2:]:   # the sink lost or doubled nothing
+            with psycopg.connect(dsn(name)) as conn:
+                loaded = conn.execute("select count(*), count(distinct event_id) from vault.link_event").fetchone()
+            if loaded != (len(events), len(events)):
+                raise SystemExit(f"the sink loaded {loaded[0]} rows of {loaded[1]} events, not {len(events)}")
 
         with psycopg.connect(dsn(db), autocommit=True) as conn:
             conn.execute("analyze")
@@ -168,10 +227,11 @@ def main() -> None:
         print(f"  workload : {n:,} events (80% row changes, 15% DDL with definitions, 3% script steps, "
               f"2% operations), generated in {t_gen:.1f}s, loaded in batches of {args.batch}")
         print(f"  baseline : COPY into one flat jsonb table  {t_copy:7.2f}s  {len(events) / t_copy:10,.0f} events/s")
-        print(f"  vault    : full Data Vault model, one thread {t_vault:5.2f}s  {len(events) / t_vault:10,.0f} events/s"
-              f"   ratio vault/COPY = {t_copy / t_vault:.3f}")
-        print(f"  vault    : as the sink loads (two stages)  {t_sink:7.2f}s  {len(events) / t_sink:10,.0f} events/s"
-              f"   ratio vault/COPY = {t_copy / t_sink:.3f}")
+        for label, t in (("full Data Vault model, sequential", t_vault), ("paired sessions, one thread", t_paired),
+                         ("the sink (parse, rows, paired)", t_sink),
+                         ("the sink, one session (as before)", t_sink1)):
+            print(f"  vault    : {label:<34}{t:6.2f}s  {len(events) / t:10,.0f} events/s"
+                  f"   ratio vault/COPY = {t_copy / t:.3f}")
         print(f"  queries  : median of 5, baseline count(*) over link_event = {base:.1f} ms")
         for name, ms in [(f"pgtrail history app.t7 ({h_obj_rows} events)", h_obj),
                          ("pgtrail history (latest 1,000 events)", h_all), ("pgtrail dashboard", dash),
@@ -179,8 +239,8 @@ def main() -> None:
             print(f"    {name:<42} {ms:8.1f} ms   ({ms / base:.2f} x count(*))")
     finally:
         with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
-            admin.execute(f"drop database if exists {db} with (force)")
-            admin.execute(f"drop database if exists {db2} with (force)")
+            for name in dbs:
+                admin.execute(f"drop database if exists {name} with (force)")
 
 
 if __name__ == "__main__":

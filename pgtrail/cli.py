@@ -156,7 +156,7 @@ def cmd_sink(args) -> int:
     from pgtrail.install import connect
     from publisher import KafkaSettings, make_publisher
     from publisher.topics import ensure_topics
-    from sink.loader import VaultLoader, connect_vault
+    from sink.loader import PairedLoader, connect_vault
     from sink.reader import make_reader
     from sink.service import SinkService
     from sink.settings import SinkSettings
@@ -174,10 +174,10 @@ def cmd_sink(args) -> int:
     # fail fast with a clear message, naming where the DSN came from (the sink has no --dsn)
     connect(vault_dsn, "vault", f"vault_dsn in [sink] of {args.config}" if args.config else "PGTRAIL_VAULT_DSN").close()
     consumer = make_reader(kafka, settings)
-    service = SinkService(consumer, lambda: VaultLoader(connect_vault(vault_dsn)),
+    service = SinkService(consumer, lambda: PairedLoader(lambda: connect_vault(vault_dsn)),
                           make_publisher(kafka, client_id="pgtrail-sink-dlq"),
                           settings.max_batch, settings.poll_timeout_ms, settings.max_event_bytes,
-                          settings.poison_ratio_limit, settings.poison_window)
+                          settings.poison_ratio_limit, settings.poison_window, vault_inline=True)
     _metrics_server(settings.metrics_port if args.metrics_port is None else args.metrics_port)
     _on_term(service.stop)
     try:

@@ -1,14 +1,15 @@
 """Events -> Data Vault rows, insert-only and idempotent."""
 from __future__ import annotations
 
+import select
 import struct
 from functools import lru_cache
-from typing import Any, Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 from uuid import UUID
 
 import msgspec
 import psycopg
-from psycopg import postgres
+from psycopg import postgres, pq
 from psycopg.adapt import Dumper, PyFormat
 from psycopg.pq import Format
 
@@ -50,7 +51,9 @@ def object_identity(event: Event) -> str:
 
 class Loader(Protocol):
     """The sink's target. `load` writes a batch in one transaction and returns the ids of the
-    events that were new; repeats are ignored. It raises pgtrail errors classified by SQLSTATE."""
+    events that were new; repeats are ignored. It raises pgtrail errors classified by SQLSTATE.
+    A loader with `overlapping = True` (PairedLoader) also has `stage(events, rows) -> Staged`, on
+    a session other than the one of the batch before: the sink then overlaps batches."""
 
     def load(self, events: list[Event], rows: dict[str, list[tuple]] | None = None) -> set[UUID]: ...
 
@@ -392,15 +395,21 @@ class VaultLoader:
                     new = {row[0] for row in self._move(cur, "link_event", rows["link_event"], returning=True)}
                     for name in _EVENT_TABLES[1:]:
                         self._move(cur, name, rows[name])
-                self._resolve_script_links(cur, rows["link_script_event"], rows["sat_script_execution"])
+                hubs = self._resolve_script_links(cur, rows["link_script_event"], rows["sat_script_execution"])
+                if hubs:
+                    cur.execute(f"delete from {_stage('hub_script')}")  # emptied at commit; here used twice
+                    self._move(cur, "hub_script", hubs)
                 for name in _AFTER_EVENTS:
                     self._move(cur, name, rows[name])
+        self._remember(written)
+        return new
+
+    def _remember(self, written: dict[str, list[tuple]]) -> None:
         for name, hub_rows in written.items():   # committed: not written again by this loader
             known = self._known[name]
             if len(known) + len(hub_rows) > _KNOWN_HUBS_MAX:
                 known.clear()
             known.update(row[0] for row in hub_rows)
-        return new
 
     def _copy(self, cur, statement: str, name: str, rows: list[tuple]) -> None:
         if not rows:
@@ -421,12 +430,13 @@ class VaultLoader:
         cur.execute(_SQL[name])
         return cur.fetchall() if returning else []
 
-    def _resolve_script_links(self, cur, links: list[tuple], executions: list[tuple]) -> None:
+    def _resolve_script_links(self, cur, links: list[tuple], executions: list[tuple]) -> list[tuple]:
         """DDL run by a script knows the execution id; its script name comes from the execution's
-        start: in this batch, or loaded before (same session, earlier in the WAL)."""
+        start: in this batch, or loaded before (same session, earlier in the WAL). Returns the
+        script hubs the links found need."""
         pending = [link for link in links if link[0] == "by_execution"]
         if not pending:
-            return
+            return []
         links[:] = [link for link in links if link[0] != "by_execution"]
         names = {row[1]: row[3] for row in executions if row[3]}  # execution_id -> script_name
         missing = [link[1] for link in pending if link[1] not in names]
@@ -442,9 +452,141 @@ class VaultLoader:
             hs = hk_script(name)
             hubs[hs] = (hs, name, source)
             links.append((hk_link(hs, hev), hs, hev, execution_id, source))
-        if hubs:
-            cur.execute(f"delete from {_stage('hub_script')}")  # emptied at commit; here it is used twice
-            self._move(cur, "hub_script", list(hubs.values()))
+        return list(hubs.values())
+
+    def stage(self, events: list[Event], rows: dict[str, list[tuple]] | None = None) -> "Staged":
+        """The first half of `load`, for overlapping batches (PairedLoader): a transaction is begun
+        and the batch written by COPY into this session's staging tables only (no vault row, no
+        lock). `Staged.send()` sends the rest without waiting, `Staged.result()` waits for it."""
+        if rows is None:
+            rows = rows_for(events, self.record_source)
+        if self.conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            raise RuntimeError("stage() on a session whose last batch is not finished")
+        written = {name: [row for row in rows[name] if row[0] not in self._known[name]] for name in _HUBS}
+        staged = Staged(self, rows, written)
+        self.conn.execute("begin")
+        try:
+            with self.conn.cursor() as cur:
+                for name in _STAGED_ORDER:
+                    table_rows = written[name] if name in written else rows[name]
+                    if table_rows and name != "link_script_event":   # links: at send, once resolved
+                        self._copy(cur, _COPY[name], name, table_rows)
+                        staged.tables.append(name)
+        except BaseException:
+            staged.abort()
+            raise
+        return staged
 
     def close(self) -> None:
         self.conn.close()
+
+
+# The statements that move a staged batch into the vault, in the order `load` writes them.
+_STAGED_ORDER = _HUBS + _EVENT_TABLES + _AFTER_EVENTS
+
+
+class Staged:
+    """One batch in one session's staging tables, its transaction open (VaultLoader.stage).
+
+    `send()` resolves the batch's script links, then sends every INSERT ... SELECT ... ON CONFLICT
+    DO NOTHING and the COMMIT as one query, without waiting: the server moves the batch while the
+    caller goes on (stages the next batch on another session). `result()` waits for the commit
+    and returns the ids of the events that were new. On any error the transaction is rolled back
+    and the error raised: then nothing of the batch is in the vault and it can be loaded again.
+    """
+
+    def __init__(self, loader: VaultLoader, rows: dict[str, list[tuple]], written: dict[str, list[tuple]]):
+        self.loader = loader
+        self.rows = rows
+        self.written = written      # hub rows not known to be in the vault
+        self.tables: list[str] = []  # staged, in _STAGED_ORDER
+        self.sent = False
+
+    def send(self) -> None:
+        conn = self.loader.conn
+        try:
+            links = self.rows["link_script_event"]
+            with conn.cursor() as cur:
+                hubs = self.loader._resolve_script_links(cur, links, self.rows["sat_script_execution"])
+                for name, table_rows in (("hub_script", hubs), ("link_script_event", links)):
+                    if table_rows:
+                        self.loader._copy(cur, _COPY[name], name, table_rows)
+                        if name not in self.tables:
+                            self.tables.append(name)
+            self.tables.sort(key=_STAGED_ORDER.index)
+            conn.pgconn.send_query(";\n".join([*(_SQL[name] for name in self.tables), "commit"]).encode())
+            self.sent = True
+        except BaseException:
+            self.abort()
+            raise
+
+    def result(self) -> set[UUID]:
+        conn = self.loader.conn
+        pgconn = conn.pgconn
+        new: set[UUID] = set()
+        error: psycopg.Error | None = None
+        try:
+            while True:
+                while pgconn.is_busy():
+                    select.select([pgconn.socket], [], [], 1.0)
+                    pgconn.consume_input()
+                res = pgconn.get_result()
+                if res is None:
+                    break
+                if res.status == pq.ExecStatus.TUPLES_OK:    # the link's RETURNING event_id
+                    new.update(UUID(res.get_value(i, 0).decode()) for i in range(res.ntuples))
+                elif res.status != pq.ExecStatus.COMMAND_OK and error is None:
+                    error = psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
+        except psycopg.Error as exc:
+            error = exc
+        if error is not None or pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            self.abort()
+            raise error or psycopg.OperationalError("the vault transaction did not commit")
+        self.loader._remember(self.written)
+        return new
+
+    def abort(self) -> None:
+        """Roll the batch back (a broken connection rolls it back by itself)."""
+        try:
+            if self.loader.conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+                self.loader.conn.execute("rollback")
+        except psycopg.Error:
+            pass
+
+
+class PairedLoader:
+    """Two vault sessions, so that batches overlap: batch N is staged (COPY into staging tables,
+    the client's work) on one while batch N-1's INSERTs and COMMIT run on the server in the other.
+    The caller (SinkService) sends N's INSERTs only after N-1's commit, so the vault sees the
+    batches one after the other, in order, as with one session: history satellites compare each
+    row with the committed row before it, and no two batches of one sink hold locks at once.
+
+    `load` is VaultLoader.load on a session with nothing open (the sequential way: tests, a batch
+    that failed the overlapped way, a batch searched event by event for the bad one)."""
+
+    overlapping = True
+
+    def __init__(self, connect: Callable[[], psycopg.Connection], record_source: str = RECORD_SOURCE):
+        self._loaders = [VaultLoader(connect(), record_source)]
+        try:
+            self._loaders.append(VaultLoader(connect(), record_source))
+        except BaseException:
+            self.close()
+            raise
+        self._next = 0
+
+    def stage(self, events: list[Event], rows: dict[str, list[tuple]] | None = None) -> Staged:
+        loader = self._loaders[self._next]
+        self._next ^= 1
+        return loader.stage(events, rows)
+
+    def load(self, events: list[Event], rows: dict[str, list[tuple]] | None = None) -> set[UUID]:
+        idle = [ld for ld in self._loaders if ld.conn.pgconn.transaction_status == pq.TransactionStatus.IDLE]
+        return (idle or self._loaders)[0].load(events, rows)
+
+    def close(self) -> None:
+        for loader in self._loaders:
+            try:
+                loader.close()
+            except Exception:  # noqa: BLE001 - closing what may be broken already
+                pass

@@ -16,7 +16,7 @@ from publisher.base import Publisher
 from schemas import Event
 from schemas.fast import parse_event_fast
 from sink import metrics
-from sink.loader import RECORD_SOURCE, Loader, rows_for
+from sink.loader import RECORD_SOURCE, Loader, Staged, rows_for
 from sink.reader import Reader
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,39 @@ class _Batch:
     dead: list[str] = field(default_factory=list)  # why each dead-lettered record was
     started: float = field(default_factory=time.monotonic)
     rows: dict | None = None  # the vault rows of `events` (sink.loader.rows_for)
-    loading: Future | None = None
+    loading: Future | None = None  # the vault thread's start of it (_begin_in_turn)
+    staged: Staged | None = None   # staged and sent, its commit not yet seen
+    loaded: bool = False           # committed in the vault (or nothing to load)
+    error: BaseException | None = None
+
+    def settled(self) -> bool:
+        """Committed, or failed for good: nothing more will happen to it on the vault thread."""
+        return self.loaded or self.error is not None or (
+            self.loading is not None and self.loading.done() and self.loading.exception() is not None)
+
+
+class _Inline:
+    """An executor that runs what it is given at once, on the caller's thread."""
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed over like a thread's exception
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
 
 
 class SinkService:
     """Loads batches of records, in order, on one vault thread, while this thread parses the next.
+
+    With a loader that can stage (sink.loader.PairedLoader) batches overlap in the vault too: the
+    vault thread stages batch N in one session while the server moves batch N-1 into the vault in
+    the other, then waits for N-1's commit before it sends N's. A batch that fails that way is
+    loaded again the sequential way (retries, the bad event searched for and dead-lettered).
 
     Guarantee: offsets are committed only after the vault transaction holding the batch has
     committed and every dead-lettered record of it is acknowledged by Kafka. A crash re-delivers
@@ -60,7 +88,7 @@ class SinkService:
     def __init__(self, consumer: Reader, make_loader: Callable[[], Loader], dead_letters: Publisher,
                  max_batch: int, poll_timeout_ms: int, max_event_bytes: int = 8 * 1024 * 1024,
                  poison_ratio_limit: float = 0.5, poison_window: int = 200,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, vault_inline: bool = False):
         self.consumer = consumer
         self.make_loader = make_loader
         self.loader: Loader | None = None
@@ -72,6 +100,11 @@ class SinkService:
         self.poison_ratio_limit = poison_ratio_limit
         self._recent: deque[bool] = deque(maxlen=poison_window)  # True: that record was poison
         self._stop = False
+        self._pool: ThreadPoolExecutor | _Inline | None = None
+        # the vault's work on this thread instead of a thread of its own: with an overlapping loader
+        # the server already works beside this thread, and a second Python thread only adds GIL
+        # hand-offs (bench.vault)
+        self.vault_inline = vault_inline
 
     AHEAD = 2   # batches parsed and queued for the vault thread before this thread waits for it
 
@@ -84,22 +117,24 @@ class SinkService:
         stage waits for the other's slower moments). A batch's offsets are committed only after its
         vault commit, and in order, so the guarantee is the sequential one; an offset not committed
         only means a batch read again and ignored by the vault."""
-        pool = ThreadPoolExecutor(1, thread_name_prefix="pgtrail-vault")
+        pool = self._pool = (_Inline() if self.vault_inline else
+                             ThreadPoolExecutor(1, thread_name_prefix="pgtrail-vault"))
         inflight: deque[_Batch] = deque()
         try:
             while not self._stop and not (until and until()):
                 batch = self._take()
                 if batch is not None:
-                    batch.loading = pool.submit(self._load_in_turn, batch, inflight[-1].loading if inflight else None)
+                    batch.loading = pool.submit(self._begin_in_turn, batch, inflight[-1] if inflight else None)
                     inflight.append(batch)
                 # acknowledge what the vault has committed; wait when the queue is full, or when the
                 # topic is quiet (then nothing is gained by waiting to commit)
-                while inflight and (inflight[0].loading.done() or len(inflight) > self.AHEAD or batch is None):
+                while inflight and (inflight[0].settled() or len(inflight) > self.AHEAD or batch is None):
                     self._finish(inflight.popleft())
             while inflight:
                 self._finish(inflight.popleft())
         finally:
             pool.shutdown(wait=True, cancel_futures=True)   # a batch after a failed one is not loaded
+            self._pool = None
 
     def run_once(self) -> int:
         """One batch, start to end (no overlap)."""
@@ -107,6 +142,7 @@ class SinkService:
         if batch is None:
             return 0
         self._load_with_retry(batch.events, batch.failures, batch.dead, batch.rows)
+        batch.loaded = True
         self._finish(batch)
         return len(batch.records)
 
@@ -139,6 +175,8 @@ class SinkService:
         """After the batch's vault commit: its dead letters acknowledged, then its offsets."""
         if batch.loading is not None:
             batch.loading.result()  # re-raises what the vault thread raised (Fatal)
+            if not batch.loaded:    # staged and sent: its commit is seen on the vault thread
+                self._pool.submit(self._complete, batch).result()
         self.dead_letters.flush(timeout=30)
         if batch.failures:
             raise Retryable(f"dead-letter topic did not acknowledge: {batch.failures[0]!r}")
@@ -164,12 +202,57 @@ class SinkService:
             self.loader = self.make_loader()
         return self.loader
 
-    def _load_in_turn(self, batch: "_Batch", before: "Future | None") -> None:
-        """On the vault thread: a batch queued behind one that failed is not loaded (the vault gets
-        the batches in offset order or not at all; both are read again after a restart)."""
-        if before is not None and before.exception() is not None:
+    def _begin_in_turn(self, batch: "_Batch", before: "_Batch | None") -> None:
+        """On the vault thread: stage this batch, see the one before committed, send this one.
+        A batch queued behind one that failed is not loaded (the vault gets the batches in offset
+        order or not at all; both are read again after a restart)."""
+        if before is not None and (before.error is not None or before.loading.exception() is not None):
             raise Fatal("not loaded: the batch before it failed")
+        staged = None
+        loader = self._loader()
+        if batch.events and getattr(loader, "overlapping", False):
+            try:
+                staged = loader.stage(batch.events, batch.rows)
+            except psycopg.Error as exc:   # loaded the sequential way below, which classifies it
+                log.info("staging a batch failed (%s); loading it the sequential way", _why(exc))
+        try:
+            if before is not None:
+                self._complete(before)
+        except BaseException:
+            if staged is not None:
+                staged.abort()
+            raise
+        if staged is not None:
+            try:
+                staged.send()
+                batch.staged = staged
+                return
+            except psycopg.Error as exc:
+                log.info("sending a batch failed (%s); loading it the sequential way", _why(exc))
         self._load_with_retry(batch.events, batch.failures, batch.dead, batch.rows)
+        batch.loaded = True
+
+    def _complete(self, batch: "_Batch") -> None:
+        """On the vault thread: wait for a sent batch's commit; a batch that failed that way is
+        loaded again the sequential way (rolled back, nothing of it is in the vault)."""
+        if batch.error is not None:
+            raise batch.error
+        if batch.loaded:
+            return
+        staged, batch.staged = batch.staged, None
+        try:
+            if staged is not None:
+                try:
+                    self._count(batch.events, staged.result())
+                    batch.loaded = True
+                    return
+                except psycopg.Error as exc:
+                    log.info("a batch failed in the vault (%s); loading it the sequential way", _why(exc))
+            self._load_with_retry(batch.events, batch.failures, batch.dead, batch.rows)
+            batch.loaded = True
+        except BaseException as exc:
+            batch.error = exc
+            raise
 
     def _load_with_retry(self, events: list[Event], failures, dead: list[str], rows=None) -> None:
         backoff = 0.5
