@@ -37,7 +37,7 @@ from pgtrail.runtime import tune_for_throughput
 from schemas import (Actor, DdlEvent, DdlPayload, DmlEvent, DmlPayload, OperationEvent, OperationPayload,
                      ScriptEvent, ScriptPayload, Source, event_id)
 from sink.loader import PairedLoader, VaultLoader
-from sink.reader import Rec
+from sink.reader import ListReader
 from sink.service import SinkService
 
 
@@ -127,27 +127,6 @@ def load_paired(db: str, events: list, batch: int) -> float:
     return elapsed
 
 
-class _Records:
-    """A Reader (sink/reader.py) over bodies in memory: one topic, one partition."""
-
-    def __init__(self, bodies: list[bytes]):
-        self.bodies, self.at, self.committed = bodies, 0, 0
-
-    def poll(self, max_records: int, timeout: float) -> list[Rec]:
-        start, self.at = self.at, min(len(self.bodies), self.at + max_records)
-        return [Rec("bench.dml", 0, i, self.bodies[i]) for i in range(start, self.at)]
-
-    def commit(self, offsets: dict) -> bool:
-        self.committed = max(self.committed, *offsets.values())
-        return True
-
-    def assigned(self) -> int:
-        return 1
-
-    def close(self) -> None:
-        pass
-
-
 class _NoDeadLetters:
     def flush(self, timeout=None) -> None:
         pass
@@ -159,7 +138,7 @@ class _NoDeadLetters:
 def load_as_the_sink(db: str, bodies: list[bytes], batch: int, paired: bool = True) -> float:
     """Seconds for SinkService.run to take every body into the vault and commit its offset
     (paired=False: with one session, as before PairedLoader)."""
-    reader = _Records(bodies)
+    reader = ListReader(bodies, batch)
 
     def make_loader():
         if paired:
@@ -168,7 +147,7 @@ def load_as_the_sink(db: str, bodies: list[bytes], batch: int, paired: bool = Tr
     service = SinkService(reader, make_loader, _NoDeadLetters(), max_batch=batch, poll_timeout_ms=0,
                           vault_inline=paired)
     t0 = time.perf_counter()
-    service.run(until=lambda: reader.committed >= len(bodies))
+    service.run(until=reader.done)
     elapsed = time.perf_counter() - t0
     service.close()
     return elapsed

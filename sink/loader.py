@@ -500,7 +500,6 @@ class Staged:
         self.rows = rows
         self.written = written      # hub rows not known to be in the vault
         self.tables: list[str] = []  # staged, in _STAGED_ORDER
-        self.sent = False
 
     def send(self) -> None:
         conn = self.loader.conn
@@ -515,7 +514,6 @@ class Staged:
                             self.tables.append(name)
             self.tables.sort(key=_STAGED_ORDER.index)
             conn.pgconn.send_query(";\n".join([*(_SQL[name] for name in self.tables), "commit"]).encode())
-            self.sent = True
         except BaseException:
             self.abort()
             raise

@@ -207,6 +207,33 @@ class LibrdkafkaReader:
         self._consumer.close()
 
 
+class ListReader:
+    """A Reader over bodies in memory, one topic and partition, `batch` records a poll at most:
+    the sink without Kafka (bench.vault, tests). `commits` holds each commit's next offset."""
+
+    def __init__(self, bodies: list[bytes], batch: int, topic: str = "t.dml"):
+        self.bodies, self.batch, self.topic, self.at = bodies, batch, topic, 0
+        self.commits: list[int] = []
+
+    def poll(self, max_records: int, timeout: float) -> list[Rec]:
+        start, self.at = self.at, min(len(self.bodies), self.at + min(max_records, self.batch))
+        return [Rec(self.topic, 0, i, self.bodies[i]) for i in range(start, self.at)]
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> bool:
+        self.commits.append(offsets[(self.topic, 0)])
+        return True
+
+    def done(self) -> bool:
+        """Every body committed."""
+        return bool(self.commits) and self.commits[-1] >= len(self.bodies)
+
+    def assigned(self) -> int:
+        return 1
+
+    def close(self) -> None:
+        pass
+
+
 def make_reader(kafka: KafkaSettings, settings: SinkSettings, client_id: str = "pgtrail-sink") -> Reader:
     if kafka.client == "kafka-python":
         return KafkaPythonReader(kafka, settings, client_id)

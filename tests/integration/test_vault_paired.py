@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from sink.loader import RECORD_SOURCE, PairedLoader, VaultLoader, rows_for
-from sink.reader import Rec
+from sink.reader import ListReader
 from sink.service import SinkService
 from tests.conftest import dsn
 from tests.integration.conftest import _drop_database, _new_database
@@ -94,25 +94,6 @@ def test_a_batch_refused_after_staging_leaves_nothing_and_the_sessions_go_on(vau
         paired.close()
 
 
-class _Reader:
-    def __init__(self, bodies: list[bytes], batch: int):
-        self.bodies, self.batch, self.at, self.commits = bodies, batch, 0, []
-
-    def poll(self, max_records: int, timeout: float) -> list[Rec]:
-        start, self.at = self.at, min(len(self.bodies), self.at + self.batch)
-        return [Rec("t.dml", 0, i, self.bodies[i]) for i in range(start, self.at)]
-
-    def commit(self, offsets: dict) -> bool:
-        self.commits.append(offsets[("t.dml", 0)])
-        return True
-
-    def assigned(self) -> int:
-        return 1
-
-    def close(self) -> None:
-        pass
-
-
 class _DeadLetters:
     def __init__(self):
         self.origins: list[str] = []
@@ -144,12 +125,12 @@ def test_the_sink_dead_letters_the_one_event_the_vault_refuses_and_loads_every_o
             create trigger refuse_one before insert on vault.sat_row_change
                 for each row execute function vault.refuse_one()""")
     bodies = [e.model_dump_json().encode() for e in events]
-    reader, dead = _Reader(bodies, 6), _DeadLetters()
+    reader, dead = ListReader(bodies, 6), _DeadLetters()
     caplog.set_level("INFO", logger="sink.service")
     service = SinkService(reader, lambda: PairedLoader(lambda: psycopg.connect(dsn(vault_db), autocommit=True)),
                           dead, max_batch=6, poll_timeout_ms=0, sleep=lambda s: None, vault_inline=inline)
     try:
-        service.run(until=lambda: bool(reader.commits) and reader.commits[-1] == len(bodies))
+        service.run(until=reader.done)
     finally:
         service.close()
     assert [r.message for r in caplog.records if "failed in the vault" in r.message], "not the overlapped way"
