@@ -1,5 +1,5 @@
 """Vault benchmark: load N synthetic events into the full Data Vault model (beside a plain COPY of
-the same events into one flat table: the baseline), then time the reports on it.
+the same events into one flat table: the baseline, median of three runs), then time the reports on it.
 
 Workload: N events (default 100,000) of one source: 80% row changes over 50 tables, 15% DDL over
 500 objects (each with a table definition of 8 columns), 3% script steps, 2% operations; 20 actors,
@@ -11,9 +11,9 @@ Three vault figures, each into its own fresh vault:
 - paired sessions: one thread, batch N staged in one session while batch N-1's INSERTs and COMMIT
   run in the other (PairedLoader; N's are sent once N-1 committed);
 - the sink: sink/service.py's SinkService itself, fed the very bodies the baseline COPY gets
-  (parsed, rows built on one thread, PairedLoader on the vault thread, offsets "committed" to an
+  (parsed, rows built and PairedLoader driven on the main thread, offsets "committed" to an
   in-memory reader): what `pgtrail sink` does, minus Kafka; and the same with one session
-  (VaultLoader, the arrangement before PairedLoader).
+  (VaultLoader on a vault thread, the arrangement before PairedLoader).
 The process is tuned as `pgtrail sink` tunes itself (pgtrail/runtime.py): the 100,000 generated
 events are frozen out of the garbage collector's view (the sink holds one or two batches, never
 the whole workload).
@@ -98,6 +98,21 @@ def timed(fn, repeat: int = 5) -> float:
     return statistics.median(samples)
 
 
+def copy_flat(db: str, bodies: list[str], runs: int = 3) -> float:
+    """The baseline: seconds to COPY every body into one flat jsonb table, median of `runs` (each
+    into a table of its own), since one COPY on this machine varies by half."""
+    samples = []
+    with psycopg.connect(dsn(db), autocommit=True) as conn:
+        for i in range(runs):
+            conn.execute(f"create table flat_events_{i} (body jsonb)")
+            t0 = time.perf_counter()
+            with conn.cursor().copy(f"copy flat_events_{i} (body) from stdin") as copy:
+                for body in bodies:
+                    copy.write_row((body,))
+            samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
 def load_in_turn(db: str, events: list, batch: int) -> float:
     """Seconds to load every batch, rows and COPY one after the other on one thread."""
     loader = VaultLoader(psycopg.connect(dsn(db), autocommit=True))
@@ -172,13 +187,7 @@ def main() -> None:
         bodies = [e.model_dump_json() for e in events]
         tune_for_throughput()
 
-        with psycopg.connect(dsn(db), autocommit=True) as conn:  # baseline: COPY into one flat table
-            conn.execute("create table flat_events (body jsonb)")
-            t0 = time.perf_counter()
-            with conn.cursor().copy("copy flat_events (body) from stdin") as copy:
-                for body in bodies:
-                    copy.write_row((body,))
-            t_copy = time.perf_counter() - t0
+        t_copy = copy_flat(db, bodies)
 
         t_vault = load_in_turn(db, events, args.batch)
         t_paired = load_paired(dbs[1], events, args.batch)

@@ -20,6 +20,8 @@ import json
 from typing import Any
 from uuid import UUID
 
+import msgspec
+
 NULL_TOKEN = "^^"
 DELIMITER = "||"
 
@@ -70,5 +72,32 @@ def hk_script(script_name: str) -> bytes:
 def hash_diff(document: Any) -> bytes:
     if document is None:
         return hashlib.sha256(NULL_TOKEN.encode()).digest()
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).digest()
+    return hashlib.sha256(canonical_json(document)).digest()
+
+
+class _HasFloat(Exception):
+    pass
+
+
+def _no_float(literal: str) -> Any:
+    raise _HasFloat
+
+
+_sorted_json = msgspec.json.Encoder(order="sorted").encode
+_read_back = msgspec.json.Decoder(float_hook=_no_float).decode
+
+
+def canonical_json(document: Any) -> bytes:
+    """json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    as UTF-8: the standard. msgspec writes the same bytes three times faster for what JSON reads
+    back as itself without a float (strings, integers, booleans, null, lists, string-keyed
+    objects); anything else (a float, whose exponent msgspec writes its own way; NaN; a tuple, a
+    UUID, a datetime) is written by json.dumps itself."""
+    try:
+        fast = _sorted_json(document)
+        if _read_back(fast) == document:
+            return fast
+    except (_HasFloat, TypeError):   # TypeError: a type msgspec does not write (default=str does)
+        pass
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str).encode("utf-8")

@@ -296,8 +296,9 @@ class SinkService:
     def _count(self, events: list[Event], new: set) -> None:
         loaded: dict[str, int] = {}
         duplicates = 0
+        every = len(new) == len(events)   # new holds only the batch's ids: then each event is new
         for ev in events:
-            if ev.event_id in new:
+            if every or ev.event_id in new:
                 loaded[ev.kind] = loaded.get(ev.kind, 0) + 1
             else:
                 duplicates += 1

@@ -76,6 +76,22 @@ def test_paired_sessions_write_exactly_what_sequential_loading_writes(vault_db, 
         paired.close()
 
 
+def test_a_batch_mixing_events_the_vault_has_with_new_ones_writes_and_reports_only_the_new(vault_db, second_vault,
+                                                                                            events):
+    """Each batch goes in by plain INSERT first; the one holding events already loaded is refused
+    by the unique key and goes again the ON CONFLICT way from its savepoint."""
+    sequential = VaultLoader(psycopg.connect(dsn(vault_db), autocommit=True))
+    sequential.load(events)
+    sequential.close()
+    paired = PairedLoader(lambda: psycopg.connect(dsn(second_vault), autocommit=True))
+    try:
+        assert load_paired(paired, events[:10], 7) == {e.event_id for e in events[:10]}
+        assert load_paired(paired, events, 7) == {e.event_id for e in events[10:]}   # batch 7..13 is mixed
+        assert contents(second_vault) == contents(vault_db)
+    finally:
+        paired.close()
+
+
 def test_a_batch_refused_after_staging_leaves_nothing_and_the_sessions_go_on(vault_db, events):
     paired = PairedLoader(lambda: psycopg.connect(dsn(vault_db), autocommit=True))
     try:

@@ -4,10 +4,15 @@ The digests below were computed once and pinned; a change to normalisation, deli
 or algorithm breaks these tests, as it would orphan every key already in a vault.
 """
 import hashlib
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+from uuid import UUID
 
 import pytest
 
-from sink.hashing import DELIMITER, NULL_TOKEN, hash_key, hk_database, hk_event, hk_link, hk_object
+from sink.hashing import (DELIMITER, NULL_TOKEN, canonical_json, hash_diff, hash_key, hk_database, hk_event, hk_link,
+                          hk_object)
 
 GOLDEN = [
     (("7712193764098600281", "pgtrail_source"), False, "78e47e6686c64cdc01afecfb13aa73aede99c0f4569e455b4a2bf6998c3f5e37"),
@@ -66,3 +71,43 @@ def test_event_key_of_a_uuid_is_the_standard_key_of_its_text():
     import uuid
     for u in (uuid.UUID(int=0), uuid.uuid4(), uuid.UUID("5d7c1a3e-8f4b-5b7e-9c1d-2a6f0e4b8c11")):
         assert hk_event(u) == hash_key(str(u), case_insensitive=True) == hk_event(str(u))
+
+
+def _reference(document) -> bytes:
+    """The hash-diff standard as written in sink/hashing.py's docstring."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def test_hash_diff_golden_vector():
+    definition = {"kind": "table", "schema": "app", "name": "t1",
+                  "columns": [{"name": "email", "type": "text", "classification": "PII", "not_null": True,
+                               "default": None}]}
+    assert hash_diff(definition).hex() == "817f116cc74ed0059343345049e7b26cef00f8e7675a607ea86dbefec829c86e"
+    assert hash_diff(None) == hashlib.sha256(b"^^").digest()
+
+
+_ODD = [
+    {"b": 1, "a": [1, 2, {"z": None, "y": True}], "": False},
+    {"x": 1e16, "y": 1e-05, "z": 2.5},          # floats: json.dumps writes exponents its own way
+    {"x": float("nan"), "y": float("inf")},   # NaN: json.dumps writes NaN, msgspec null
+    {"big": 2 ** 70, "neg": -2 ** 63},
+    {2: "int keys", 1: "json.dumps writes them as strings"},
+    {"t": (1, 2)},
+    {"u": UUID("12345678-1234-5678-1234-567812345678"), "d": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+     "n": Decimal("1.50")},
+    {"flag": True, "one": 1, "zero": 0, "false": False},
+    {"\U0001F600": "é", "a\x00": "\x7f\u2028\u2029", "\\": "\"\n\t\b\f\r", "Z": "z"},
+    [{"k": [[], {}]}, "s", -0, None],
+    "text", 7, True,
+]
+
+
+@pytest.mark.parametrize("document", _ODD, ids=range(len(_ODD)))
+def test_canonical_json_is_the_standard_byte_for_byte(document):
+    assert canonical_json(document) == _reference(document)
+
+
+def test_canonical_json_every_character_as_key_and_value():
+    for start in range(0, 0x3100, 256):
+        document = {chr(c): [chr(c), f"k{chr(c)}"] for c in range(start, start + 256) if not 0xD800 <= c < 0xE000}
+        assert canonical_json(document) == _reference(document)
