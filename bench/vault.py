@@ -18,7 +18,11 @@ The process is tuned as `pgtrail sink` tunes itself (pgtrail/runtime.py): the 10
 events are frozen out of the garbage collector's view (the sink holds one or two batches, never
 the whole workload).
 
-    python -m bench.vault [--events 100000]
+Measured in rounds (default 3), each: the baseline, then every line into a fresh vault; a line's
+ratio is the median over the rounds of (that round's baseline / its time), so a slow minute of this
+shared machine weighs on both sides of a ratio. The sink lines check that every event was loaded once.
+
+    python -m bench.vault [--events 100000] [--rounds 3]
 """
 from __future__ import annotations
 
@@ -168,37 +172,55 @@ def load_as_the_sink(db: str, bodies: list[bytes], batch: int, paired: bool = Tr
     return elapsed
 
 
+LINES = [("full Data Vault model, sequential", "seq"), ("paired sessions, one thread", "paired"),
+         ("the sink (parse, rows, paired)", "sink"), ("the sink, one session (as before)", "sink1")]
+
+
+def one_round(events: list, bodies: list[str], batch: int, keep: str | None) -> dict[str, float]:
+    """Seconds of the baseline COPY (median of three) and of each vault line, each vault fresh,
+    one after the other. `keep`: the database the sequential line loads, left for the queries."""
+    db = keep or f"bench_vault_{uuid.uuid4().hex[:8]}"
+    dbs = {"seq": db, "paired": db + "_paired", "sink": db + "_sink", "sink1": db + "_sink1"}
+    with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
+        for name in dbs.values():
+            admin.execute(f"create database {name}")
+    try:
+        for name in dbs.values():
+            install(dsn(name), "vault")
+        encoded = [b.encode() for b in bodies]
+        t = {"copy": copy_flat(dbs["seq"], bodies),
+             "seq": load_in_turn(dbs["seq"], events, batch),
+             "paired": load_paired(dbs["paired"], events, batch),
+             "sink": load_as_the_sink(dbs["sink"], encoded, batch),
+             "sink1": load_as_the_sink(dbs["sink1"], encoded, batch, paired=False)}
+        for name in (dbs["sink"], dbs["sink1"]):   # the sink lost or doubled nothing
+            with psycopg.connect(dsn(name)) as conn:
+                loaded = conn.execute("select count(*), count(distinct event_id) from vault.link_event").fetchone()
+            if loaded != (len(events), len(events)):
+                raise SystemExit(f"the sink loaded {loaded[0]} rows of {loaded[1]} events, not {len(events)}")
+        return t
+    finally:
+        with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
+            for name in dbs.values():
+                if name != keep:
+                    admin.execute(f"drop database if exists {name} with (force)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=3, help="each line's ratio is the median over the rounds of "
+                    "(that round's baseline / its time)")
     args = ap.parse_args()
     db = f"bench_vault_{uuid.uuid4().hex[:8]}"
-    dbs = [db, db + "_paired", db + "_sink", db + "_sink1"]
-    with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
-        for name in dbs:
-            admin.execute(f"create database {name}")
     try:
-        for name in dbs:
-            install(dsn(name), "vault")
         t0 = time.perf_counter()
         events = synthetic_events(args.events)
         t_gen = time.perf_counter() - t0
         bodies = [e.model_dump_json() for e in events]
         tune_for_throughput()
-
-        t_copy = copy_flat(db, bodies)
-
-        t_vault = load_in_turn(db, events, args.batch)
-        t_paired = load_paired(dbs[1], events, args.batch)
-        encoded = [b.encode() for b in bodies]
-        t_sink = load_as_the_sink(dbs[2], encoded, args.batch)
-        t_sink1 = load_as_the_sink(dbs[3], encoded, args.batch, paired=False)
-        for name in dbs[2:]:   # the sink lost or doubled nothing
-            with psycopg.connect(dsn(name)) as conn:
-                loaded = conn.execute("select count(*), count(distinct event_id) from vault.link_event").fetchone()
-            if loaded != (len(events), len(events)):
-                raise SystemExit(f"the sink loaded {loaded[0]} rows of {loaded[1]} events, not {len(events)}")
+        rounds = [one_round(events, bodies, args.batch, db if i == 0 else None) for i in range(args.rounds)]
 
         with psycopg.connect(dsn(db), autocommit=True) as conn:
             conn.execute("analyze")
@@ -213,13 +235,17 @@ def main() -> None:
         print("pgtrail vault benchmark")
         print(f"  machine  : {machine()}")
         print(f"  workload : {n:,} events (80% row changes, 15% DDL with definitions, 3% script steps, "
-              f"2% operations), generated in {t_gen:.1f}s, loaded in batches of {args.batch}")
-        print(f"  baseline : COPY into one flat jsonb table  {t_copy:7.2f}s  {len(events) / t_copy:10,.0f} events/s")
-        for label, t in (("full Data Vault model, sequential", t_vault), ("paired sessions, one thread", t_paired),
-                         ("the sink (parse, rows, paired)", t_sink),
-                         ("the sink, one session (as before)", t_sink1)):
-            print(f"  vault    : {label:<34}{t:6.2f}s  {len(events) / t:10,.0f} events/s"
-                  f"   ratio vault/COPY = {t_copy / t:.3f}")
+              f"2% operations), generated in {t_gen:.1f}s, loaded in batches of {args.batch}; {args.rounds} rounds, "
+              f"each: the baseline, then every line into a fresh vault")
+        copies = [r["copy"] for r in rounds]
+        t_copy = statistics.median(copies)
+        print(f"  baseline : COPY into one flat jsonb table  {t_copy:7.2f}s  {n / t_copy:10,.0f} events/s"
+              f"   (rounds: {', '.join(f'{c:.2f}s' for c in copies)})")
+        for label, key in LINES:
+            t = statistics.median(r[key] for r in rounds)
+            ratios = [r["copy"] / r[key] for r in rounds]
+            print(f"  vault    : {label:<34}{t:6.2f}s  {n / t:10,.0f} events/s   ratio vault/COPY = "
+                  f"{statistics.median(ratios):.3f}  (rounds: {', '.join(f'{x:.3f}' for x in ratios)})")
         print(f"  queries  : median of 5, baseline count(*) over link_event = {base:.1f} ms")
         for name, ms in [(f"pgtrail history app.t7 ({h_obj_rows} events)", h_obj),
                          ("pgtrail history (latest 1,000 events)", h_all), ("pgtrail dashboard", dash),
@@ -227,8 +253,7 @@ def main() -> None:
             print(f"    {name:<42} {ms:8.1f} ms   ({ms / base:.2f} x count(*))")
     finally:
         with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
-            for name in dbs:
-                admin.execute(f"drop database if exists {name} with (force)")
+            admin.execute(f"drop database if exists {db} with (force)")
 
 
 if __name__ == "__main__":
