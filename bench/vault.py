@@ -235,8 +235,8 @@ def main() -> None:
         print("pgtrail vault benchmark")
         print(f"  machine  : {machine()}")
         print(f"  workload : {n:,} events (80% row changes, 15% DDL with definitions, 3% script steps, "
-              f"2% operations), generated in {t_gen:.1f}s, loaded in batches of {args.batch}; {args.rounds} rounds, "
-              f"each: the baseline, then every line into a fresh vault")
+              f"2% operations), generated in {t_gen:.1f}s, loaded in batches of {args.batch}; {args.rounds} "
+              f"round{'s' if args.rounds != 1 else ''}, each: the baseline, then every line into a fresh vault")
         copies = [r["copy"] for r in rounds]
         t_copy = statistics.median(copies)
         print(f"  baseline : COPY into one flat jsonb table  {t_copy:7.2f}s  {n / t_copy:10,.0f} events/s"
