@@ -565,8 +565,8 @@ class Staged:
                         if name not in self.tables:
                             self.tables.append(name)
             self.tables.sort(key=_STAGED_ORDER.index)
-            hubs = [_SQL[name] for name in self.tables if name in _HUBS]
-            self._send([*hubs, *self._statements(events_plain=True)])
+            hub_inserts = [_SQL[name] for name in self.tables if name in _HUBS]
+            self._send([*hub_inserts, *self._statements(events_plain=True)])
         except BaseException:
             self.abort()
             raise

@@ -141,8 +141,7 @@ class SinkService:
         batch = self._take()
         if batch is None:
             return 0
-        self._load_with_retry(batch.events, batch.failures, batch.dead, batch.rows)
-        batch.loaded = True
+        self._load_sequentially(batch)
         self._finish(batch)
         return len(batch.records)
 
@@ -229,8 +228,7 @@ class SinkService:
                 return
             except psycopg.Error as exc:
                 log.info("sending a batch failed (%s); loading it the sequential way", _why(exc))
-        self._load_with_retry(batch.events, batch.failures, batch.dead, batch.rows)
-        batch.loaded = True
+        self._load_sequentially(batch)
 
     def _complete(self, batch: "_Batch") -> None:
         """On the vault thread: wait for a sent batch's commit; a batch that failed that way is
@@ -248,11 +246,16 @@ class SinkService:
                     return
                 except psycopg.Error as exc:
                     log.info("a batch failed in the vault (%s); loading it the sequential way", _why(exc))
-            self._load_with_retry(batch.events, batch.failures, batch.dead, batch.rows)
-            batch.loaded = True
+            self._load_sequentially(batch)
         except BaseException as exc:
             batch.error = exc
             raise
+
+    def _load_sequentially(self, batch: "_Batch") -> None:
+        """The batch in one vault transaction of its own: retried, the bad event searched for and
+        dead-lettered (run_once, and a batch that could not be staged, sent or committed overlapped)."""
+        self._load_with_retry(batch.events, batch.failures, batch.dead, batch.rows)
+        batch.loaded = True
 
     def _load_with_retry(self, events: list[Event], failures, dead: list[str], rows=None) -> None:
         backoff = 0.5
