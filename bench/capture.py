@@ -77,11 +77,13 @@ def run_pgtrail(db: str, slot: str, client: str, prefix: str, changes: int) -> d
     from consumer.service import CaptureService
     from consumer.source import SourceSession
     from consumer.stream import ReplicationStream
+    from consumer.settings import ConsumerSettings
     from publisher import KafkaSettings, make_publisher
 
     kafka = KafkaSettings(bootstrap=KAFKA, topic_prefix=prefix, client=client)
+    pending = ConsumerSettings.model_fields["max_pending_events"].default  # what `pgtrail consume` uses
     service = CaptureService(ReplicationStream(dsn(db), slot, status_interval=10), make_publisher(kafka),
-                             SourceSession(dsn(db)), slot, max_pending_events=20_000, heartbeat_interval=0)
+                             SourceSession(dsn(db)), slot, max_pending_events=pending, heartbeat_interval=0)
     t0 = time.perf_counter()
     service.run(until=lambda: service.tracker.acked >= changes)
     elapsed = time.perf_counter() - t0
