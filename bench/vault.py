@@ -21,6 +21,10 @@ the whole workload).
 Measured in rounds (default 3), each: the baseline, then every line into a fresh vault; a line's
 ratio is the median over the rounds of (that round's baseline / its time), so a slow minute of this
 shared machine weighs on both sides of a ratio. The sink lines check that every event was loaded once.
+Every timed run (each of the baseline's three COPYs too) starts on a settled server: no autovacuum
+worker running and a fresh checkpoint. Without that, the autovacuum PostgreSQL starts on the
+tables a run has just filled (13 s for the baseline's three flat tables) and the checkpoint its WAL
+asks for are paid by whichever run comes next: a vault line, never the baseline, which runs first.
 
     python -m bench.vault [--events 100000] [--rounds 3]
 """
@@ -102,6 +106,17 @@ def timed(fn, repeat: int = 5) -> float:
     return statistics.median(samples)
 
 
+def settle(timeout: float = 120.0) -> None:
+    """Wait until no autovacuum worker runs (at most `timeout` seconds), then checkpoint: each timed
+    run starts from the same server state, not in the aftermath of the run before it."""
+    with psycopg.connect(dsn("postgres"), autocommit=True) as conn:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and conn.execute(
+                "select count(*) from pg_stat_activity where backend_type = 'autovacuum worker'").fetchone()[0]:
+            time.sleep(0.2)
+        conn.execute("checkpoint")
+
+
 def copy_flat(db: str, bodies: list[str], runs: int = 3) -> float:
     """The baseline: seconds to COPY every body into one flat jsonb table, median of `runs` (each
     into a table of its own), since one COPY on this machine varies by half."""
@@ -109,6 +124,7 @@ def copy_flat(db: str, bodies: list[str], runs: int = 3) -> float:
     with psycopg.connect(dsn(db), autocommit=True) as conn:
         for i in range(runs):
             conn.execute(f"create table flat_events_{i} (body jsonb)")
+            settle()
             t0 = time.perf_counter()
             with conn.cursor().copy(f"copy flat_events_{i} (body) from stdin") as copy:
                 for body in bodies:
@@ -188,11 +204,14 @@ def one_round(events: list, bodies: list[str], batch: int, keep: str | None) -> 
         for name in dbs.values():
             install(dsn(name), "vault")
         encoded = [b.encode() for b in bodies]
-        t = {"copy": copy_flat(dbs["seq"], bodies),
-             "seq": load_in_turn(dbs["seq"], events, batch),
-             "paired": load_paired(dbs["paired"], events, batch),
-             "sink": load_as_the_sink(dbs["sink"], encoded, batch),
-             "sink1": load_as_the_sink(dbs["sink1"], encoded, batch, paired=False)}
+        runs = {"seq": lambda: load_in_turn(dbs["seq"], events, batch),
+                "paired": lambda: load_paired(dbs["paired"], events, batch),
+                "sink": lambda: load_as_the_sink(dbs["sink"], encoded, batch),
+                "sink1": lambda: load_as_the_sink(dbs["sink1"], encoded, batch, paired=False)}
+        t = {"copy": copy_flat(dbs["seq"], bodies)}
+        for key, run in runs.items():
+            settle()
+            t[key] = run()
         for name in (dbs["sink"], dbs["sink1"]):   # the sink lost or doubled nothing
             with psycopg.connect(dsn(name)) as conn:
                 loaded = conn.execute("select count(*), count(distinct event_id) from vault.link_event").fetchone()
