@@ -6,7 +6,9 @@ Workload: ROWS inserts (in transactions of 10,000) then ROWS updates (the same r
 table with 8 columns of mixed types, one of them sensitive (email, hashed): every feature on
 (attribution from the signed context message, redaction, tags, CloudEvents headers). Every reader
 has its own slot created before the workload, so all decode exactly the same WAL. Each measured
-run is a process of its own, so its peak RSS is its own.
+run is a process of its own, so its peak RSS is its own. Each starts on a settled server (no
+autovacuum worker running, a fresh checkpoint): the workload's own autovacuum would otherwise
+run during the baseline, which comes first.
 
     python -m bench.capture [--rows 100000] [--clients librdkafka,kafka-python]
 """
@@ -35,6 +37,18 @@ CLIENTS = ("librdkafka", "kafka-python")
 
 def dsn(db: str) -> str:
     return f"host={PG_HOST} port={PG_PORT} user=postgres dbname={db}"
+
+
+def settle(timeout: float = 120.0) -> None:
+    """Wait until no autovacuum worker runs (at most `timeout` seconds), then checkpoint: each timed
+    run starts from the same server state, not in the aftermath of the run before it (the
+    autovacuum of the tables it filled, the checkpoint its WAL asks for)."""
+    with psycopg.connect(dsn("postgres"), autocommit=True) as conn:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and conn.execute(
+                "select count(*) from pg_stat_activity where backend_type = 'autovacuum worker'").fetchone()[0]:
+            time.sleep(0.2)
+        conn.execute("checkpoint")
 
 
 TABLE = """create table bench_accounts (
@@ -189,6 +203,7 @@ def main() -> None:
                "--start", "--no-loop", "-E", end, "-f", "/dev/null"]
         for k, v in WAL2JSON_OPTIONS.items():
             cmd += ["-o", f"{k}={v}"]
+        settle()   # before every timed run: the workload's autovacuum runs now, not during the baseline
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True)
         t_recv = time.perf_counter() - t0
@@ -199,7 +214,9 @@ def main() -> None:
             prefix = f"bench{tag}{client[:2]}"
             ensure_topics(KafkaSettings(bootstrap=KAFKA, topic_prefix=prefix), ["dml", "ddl", "operation"])
             ensure_topics(KafkaSettings(bootstrap=KAFKA, topic_prefix=prefix + "f"), ["dml"])
+            settle()
             pg = _child("--child", "pgtrail", db, slots[client], client, prefix, str(changes))
+            settle()
             floor = _child("--child", "floor", client, prefix, str(changes))
             results[client] = (pg, floor)
 

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 
-from bench.capture import dsn, machine
+from bench.capture import dsn, machine, settle
 from pgtrail import history, reports
 from pgtrail.install import install
 from pgtrail.runtime import tune_for_throughput
@@ -104,17 +104,6 @@ def timed(fn, repeat: int = 5) -> float:
         fn()
         samples.append((time.perf_counter() - t0) * 1000)
     return statistics.median(samples)
-
-
-def settle(timeout: float = 120.0) -> None:
-    """Wait until no autovacuum worker runs (at most `timeout` seconds), then checkpoint: each timed
-    run starts from the same server state, not in the aftermath of the run before it."""
-    with psycopg.connect(dsn("postgres"), autocommit=True) as conn:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and conn.execute(
-                "select count(*) from pg_stat_activity where backend_type = 'autovacuum worker'").fetchone()[0]:
-            time.sleep(0.2)
-        conn.execute("checkpoint")
 
 
 def copy_flat(db: str, bodies: list[str], runs: int = 3) -> float:
