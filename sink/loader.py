@@ -75,13 +75,17 @@ _TABLES: dict[str, list[tuple[str, str]]] = {
     "hub_actor": [("hk_actor", "bytea"), ("system_id", "text"), ("role_name", "text"), ("record_source", "text")],
     "hub_tenant": [("hk_tenant", "bytea"), ("tenant_id", "text"), ("record_source", "text")],
     "hub_script": [("hk_script", "bytea"), ("script_name", "text"), ("record_source", "text")],
-    # the event itself: a non-historized link (sql/vault/007_event_link.sql)
+    # the event itself: a non-historized link (sql/vault/007_event_link.sql), with a row change's
+    # payload (null for the other kinds, whose payloads are in their satellites)
     "link_event": [("hk_event", "bytea"), ("event_id", "uuid"), ("hk_database", "bytea"), ("hk_object", "bytea"),
                    ("hk_actor", "bytea"), ("hk_tenant", "bytea"), ("kind", "text"), ("schema_version", "integer"),
                    ("xid", "bigint"), ("commit_lsn", "pg_lsn"), ("change_lsn", "pg_lsn"), ("position", "integer"),
                    ("commit_time", "timestamptz"), ("session_user_name", "text"), ("current_user_name", "text"),
                    ("application_name", "text"), ("client_addr", "text"), ("backend_pid", "integer"),
-                   ("tenant_id", "text"), ("tags", "text[]"), ("record_source", "text")],
+                   ("tenant_id", "text"), ("tags", "text[]"), ("record_source", "text"),
+                   ("operation", "text"), ("schema_name", "text"), ("table_name", "text"), ("primary_key", "jsonb"),
+                   ("new_values", "jsonb"), ("old_values", "jsonb"), ("changed_columns", "text[]"),
+                   ("redacted", "jsonb"), ("unchanged_toast", "text[]")],
     "link_script_event": [("hk_script_event", "bytea"), ("hk_script", "bytea"), ("hk_event", "bytea"),
                           ("execution_id", "uuid"), ("record_source", "text")],
     "sat_ddl": [("hk_event", "bytea"), ("command_tag", "text"), ("object_type", "text"), ("schema_name", "text"),
@@ -90,10 +94,6 @@ _TABLES: dict[str, list[tuple[str, str]]] = {
                 ("untracked", "boolean"), ("managed_by", "text"), ("record_source", "text")],
     "sat_oversize_value": [("hk_event", "bytea"), ("path", "text"), ("size_bytes", "bigint"), ("sha256", "text"),
                            ("fetch_from", "jsonb"), ("record_source", "text")],
-    "sat_row_change": [("hk_event", "bytea"), ("operation", "text"), ("schema_name", "text"), ("table_name", "text"),
-                       ("primary_key", "jsonb"), ("new_values", "jsonb"), ("old_values", "jsonb"),
-                       ("changed_columns", "text[]"), ("redacted", "jsonb"), ("unchanged_toast", "text[]"),
-                       ("record_source", "text")],
     "sat_operation": [("hk_event", "bytea"), ("operation_id", "uuid"), ("name", "text"), ("operation_type", "text"),
                       ("status", "text"), ("duration_ms", "double precision"), ("details", "jsonb"),
                       ("error", "text"), ("error_state", "text"), ("record_source", "text")],
@@ -234,7 +234,7 @@ for _name in _HISTORY:
 _HUBS = ["hub_database", "hub_object", "hub_actor", "hub_tenant", "hub_script"]
 # The event and what only it holds (keyed by its hash key): new events are written by COPY straight
 # into the vault; a batch that holds one event the vault already has takes the set-based path.
-_EVENT_TABLES = ["link_event", "sat_ddl", "sat_oversize_value", "sat_row_change", "sat_operation",
+_EVENT_TABLES = ["link_event", "sat_ddl", "sat_oversize_value", "sat_operation",
                  "sat_script_execution", "sat_security_event", "sat_log_entry"]
 _AFTER_EVENTS = [name for name in _TYPES if name not in _HUBS and name not in _EVENT_TABLES]
 _KNOWN_HUBS_MAX = 200_000   # hub keys remembered per table; past that the memory starts again
@@ -249,6 +249,8 @@ def _json(value) -> str | None:
     return None if value is None else _encode_json(value).decode()
 
 
+_NO_ROW_CHANGE = (None,) * 9   # the link's row-change columns, for every other kind
+
 _hk_database = lru_cache(maxsize=4096)(hk_database)
 _hk_object = lru_cache(maxsize=65536)(hk_object)
 _hk_actor = lru_cache(maxsize=4096)(hk_actor)
@@ -260,7 +262,7 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
     rows: dict[str, dict[bytes, Any]] = {name: {} for name in _TYPES}
     hub_database, hub_object, hub_actor, hub_tenant = (rows["hub_database"], rows["hub_object"], rows["hub_actor"],
                                                        rows["hub_tenant"])
-    link_event, sat_row_change = rows["link_event"], rows["sat_row_change"]
+    link_event = rows["link_event"]
     for ev in events:
         src, actor = ev.source, ev.actor
         hdb = _hk_database(src.system_id, src.database)
@@ -271,7 +273,14 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
             hub_database[hdb] = (hdb, src.system_id, src.database, record_source)
         if hobj not in hub_object:
             hub_object[hobj] = (hobj, src.system_id, src.database, ident, record_source)
+        p = ev.payload
+        kind = ev.kind
         ha = ht = None
+        if kind == "dml":
+            payload = (p.operation, p.schema_name, p.table, _json(p.primary_key), _json(p.new), _json(p.old),
+                       list(p.changed_columns), _json(p.redacted), list(p.unchanged_toast))
+        else:
+            payload = _NO_ROW_CHANGE
         if actor is not None:
             if actor.session_user:
                 ha = _hk_actor(src.system_id, actor.session_user)
@@ -285,23 +294,17 @@ def rows_for(events: Iterable[Event], record_source: str) -> dict[str, list[tupl
                 hev, ev.event_id, hdb, hobj, ha, ht, ev.kind, ev.schema_version, src.xid, src.commit_lsn,
                 src.change_lsn, src.position, src.commit_time, actor.session_user, actor.current_user,
                 actor.application_name, actor.client_addr, actor.backend_pid, actor.tenant_id, list(ev.tags),
-                record_source)
+                record_source, *payload)
         else:
             link_event[hev] = (
                 hev, ev.event_id, hdb, hobj, None, None, ev.kind, ev.schema_version, src.xid, src.commit_lsn,
                 src.change_lsn, src.position, src.commit_time, None, None, None, None, None, None, list(ev.tags),
-                record_source)
+                record_source, *payload)
         if ev.oversize:
             for ref in ev.oversize:
                 rows["sat_oversize_value"][(hev, ref.path)] = (hev, ref.path, ref.size_bytes, ref.sha256,
                                                                _json(ref.fetch), record_source)
-        p = ev.payload
-        kind = ev.kind
-        if kind == "dml":
-            sat_row_change[hev] = (hev, p.operation, p.schema_name, p.table, _json(p.primary_key), _json(p.new),
-                                   _json(p.old), list(p.changed_columns), _json(p.redacted),
-                                   list(p.unchanged_toast), record_source)
-        elif kind == "ddl":
+        if kind == "ddl":
             definition = _json(p.definition)
             rows["sat_ddl"][hev] = (hev, p.command_tag, p.object_type, p.schema_name, p.object_identity,
                                     p.statement, definition, p.rewrite, p.cascade, p.parent_identity,

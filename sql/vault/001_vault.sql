@@ -6,8 +6,9 @@
 
 create schema if not exists vault;
 
--- Since part 7 the event tables of parts 1-4 (hub_event, sat_event, link_event_*) are views of
--- vault.link_event; what these parts do to them as tables is done only while they are tables.
+-- Since part 7 the event tables of parts 1-4 (hub_event, sat_event, link_event_*, sat_row_change)
+-- are views of vault.link_event; what these parts do to them as tables is done only while they are
+-- tables.
 create or replace function vault.is_table(name text)
 returns boolean
 language sql stable

@@ -4,7 +4,7 @@
 alter table vault.sat_ddl add column if not exists definition jsonb;
 alter table vault.sat_ddl add column if not exists rewrite boolean not null default false;
 alter table vault.sat_ddl add column if not exists cascade_drop boolean not null default false;
-alter table vault.sat_row_change add column if not exists redacted jsonb not null default '{}';
+select vault.index_if_table('sat_row_change', 'alter table vault.sat_row_change add column if not exists redacted jsonb not null default ''{}''');
 alter table vault.sat_operation add column if not exists status text not null default 'completed';
 alter table vault.sat_operation add column if not exists duration_ms double precision;
 alter table vault.sat_operation add column if not exists details jsonb;

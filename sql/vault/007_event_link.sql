@@ -3,12 +3,15 @@
 -- An event has no business key of its own beyond its id and never changes: Data Vault 2.0 models
 -- it as a non-historized link, one row per event carrying the hash keys of the hubs it touches
 -- (database, object, actor, tenant) and its immutable facts (id, kind, WAL position, commit time,
--- who, tags). The kind's payload stays in its satellite (sat_ddl, sat_row_change, ...), so a row
--- change costs two rows instead of six (hub_event, sat_event, three links, the satellite).
+-- who, tags). A row change's payload is in the link too (operation, table, key, values: the
+-- kind's payload columns), so a row change costs one row instead of six (hub_event, sat_event,
+-- three links, sat_row_change). The other kinds' payloads stay in their satellites (sat_ddl,
+-- sat_operation, ...): wide, and one kind in five.
 --
--- A vault of the previous model is moved into this one here, in the install's one transaction:
--- hub_event, sat_event and link_event_object/_actor/_tenant become views of vault.link_event with
--- the same names and columns, so every report, query and grant written against them still works.
+-- A vault of a previous model is moved into this one here, in the install's one transaction:
+-- hub_event, sat_event, link_event_object/_actor/_tenant and sat_row_change become views of
+-- vault.link_event with the same names and columns, so every report, query and grant written
+-- against them still works.
 
 create table if not exists vault.link_event (
     hk_event          bytea       primary key,   -- hash key of the event id (sink/hashing.py)
@@ -34,6 +37,18 @@ create table if not exists vault.link_event (
     tags              text[]      not null default '{}',
     record_source     text        not null
 );
+
+-- A row change's payload (kind 'dml'; null for every other kind), as sat_row_change held it.
+alter table vault.link_event
+    add column if not exists operation       text,
+    add column if not exists schema_name     text,
+    add column if not exists table_name      text,
+    add column if not exists primary_key     jsonb,
+    add column if not exists new_values      jsonb,
+    add column if not exists old_values      jsonb,
+    add column if not exists changed_columns text[],
+    add column if not exists redacted        jsonb,
+    add column if not exists unchanged_toast text[];
 
 -- pgtrail's own DDL (its install, the tracking trigger): attributed to pgtrail, never drift
 alter table vault.sat_ddl add column if not exists managed_by text;
@@ -82,6 +97,38 @@ begin
         drop table vault.link_event_object, vault.link_event_actor, vault.link_event_tenant, vault.sat_event,
                    vault.hub_event cascade;
     end if;
+    -- row changes' payloads into their events (the link is insert-only, but not for its own move)
+    if vault.is_table('sat_row_change') then
+        if exists (select 1 from pg_trigger where tgrelid = 'vault.link_event'::regclass and tgname = 'insert_only') then
+            alter table vault.link_event disable trigger insert_only;
+        end if;
+        update vault.link_event l
+           set operation = r.operation, schema_name = r.schema_name, table_name = r.table_name,
+               primary_key = r.primary_key, new_values = r.new_values, old_values = r.old_values,
+               changed_columns = r.changed_columns, redacted = r.redacted, unchanged_toast = r.unchanged_toast
+          from vault.sat_row_change r
+         where r.hk_event = l.hk_event;
+        raise notice 'pgtrail vault: % row changes moved into vault.link_event', (select count(*) from vault.sat_row_change);
+        if exists (select 1 from pg_trigger where tgrelid = 'vault.link_event'::regclass and tgname = 'insert_only') then
+            alter table vault.link_event enable trigger insert_only;
+        end if;
+        drop table vault.sat_row_change cascade;   -- the views on it are made again below and in part 8
+    end if;
+end
+$$;
+
+-- A row change's payload is whole, and only row changes have one (rows loaded before the move
+-- are as their satellite held them: not checked again).
+do $$
+begin
+    if not exists (select 1 from pg_constraint where conrelid = 'vault.link_event'::regclass
+                                                 and conname = 'link_event_row_change') then
+        alter table vault.link_event add constraint link_event_row_change check (
+            (kind = 'dml') = (operation is not null)
+            and (operation is null or (schema_name is not null and table_name is not null and primary_key is not null
+                                       and changed_columns is not null and redacted is not null
+                                       and unchanged_toast is not null))) not valid;
+    end if;
 end
 $$;
 
@@ -108,6 +155,11 @@ create or replace view vault.link_event_actor with (security_invoker = true) as
 select vault.hk_link(hk_event, hk_actor) as hk_event_actor, hk_event, hk_actor, load_ts, record_source
   from vault.link_event where hk_actor is not null;
 
+create or replace view vault.sat_row_change with (security_invoker = true) as
+select hk_event, load_ts, operation, schema_name, table_name, primary_key, new_values, old_values, changed_columns,
+       record_source, redacted, unchanged_toast
+  from vault.link_event where operation is not null;
+
 create or replace view vault.link_event_tenant with (security_invoker = true) as
 select vault.hk_link(hk_event, hk_tenant) as hk_event_tenant, hk_event, hk_tenant, load_ts, record_source
   from vault.link_event where hk_tenant is not null;
@@ -124,7 +176,7 @@ do $$
 declare
     t text;
 begin
-    foreach t in array array['sat_ddl', 'sat_row_change', 'sat_operation', 'sat_script_execution',
+    foreach t in array array['sat_ddl', 'sat_operation', 'sat_script_execution',
                              'sat_security_event', 'sat_log_entry', 'link_script_event', 'sat_object_definition',
                              'sat_object_compliance'] loop
         execute format('alter table vault.%I enable row level security', t);
@@ -157,12 +209,12 @@ select s.event_id,
        s.application_name,
        s.client_addr,
        s.tenant_id,
-       coalesce(ddl.command_tag, upper(rc.operation), op.operation_type,
+       coalesce(ddl.command_tag, upper(s.operation), op.operation_type,
                 'SCRIPT ' || upper(sc.status), le.command_tag, upper(le.category), 'SECURITY') as action,
        coalesce(ddl.statement, sc.failed_statement, le.statement) as statement,
-       rc.primary_key,
-       rc.new_values,
-       rc.old_values,
+       s.primary_key,
+       s.new_values,
+       s.old_values,
        coalesce(op.name, sc.script_name, xs.script_name, ddl.managed_by) as operation_name,
        coalesce(op.status, sc.status, le.status) as status,
        coalesce(op.error, sc.error, sec.reason, le.error) as error,
@@ -176,7 +228,6 @@ select s.event_id,
   left join vault.hub_object o on o.hk_object = s.hk_object
   left join vault.hub_database d on d.hk_database = s.hk_database
   left join vault.sat_ddl ddl using (hk_event)
-  left join vault.sat_row_change rc using (hk_event)
   left join vault.sat_operation op using (hk_event)
   left join vault.sat_script_execution sc using (hk_event)
   left join vault.sat_security_event sec using (hk_event)

@@ -79,7 +79,7 @@ def vault_text_contains(pipeline, needle: str) -> int:
     """Occurrences of a value anywhere in the vault's event facts."""
     with pipeline.vault() as v:
         return sum(v.execute(f"select count(*) from vault.{t} x where x::text like %s", (f"%{needle}%",)).fetchone()[0]
-                   for t in ("link_event", "sat_operation", "sat_ddl", "sat_row_change", "sat_script_execution",
+                   for t in ("link_event", "sat_operation", "sat_ddl", "sat_script_execution",
                              "sat_log_entry", "sat_object_definition", "sat_security_event"))
 
 

@@ -56,7 +56,7 @@ def test_a_batch_partly_in_the_vault_loads_only_what_is_new(vault_db, events):
     with psycopg.connect(dsn(vault_db), autocommit=True) as conn:
         conn.execute("set session_replication_role = replica")  # past the insert-only triggers: a fresh vault
         for table in ("sat_object_compliance", "sat_object_definition", "link_script_event", "sat_ddl",
-                      "sat_row_change", "sat_operation", "sat_script_execution", "sat_security_event",
+                      "sat_operation", "sat_script_execution", "sat_security_event",
                       "link_event", "hub_script", "hub_tenant", "hub_actor", "hub_object", "hub_database"):
             conn.execute(f"delete from vault.{table}")
     half = events[1::2]
@@ -118,7 +118,7 @@ def test_the_vault_is_insert_only(vault_db, events):
     load(vault_db, events)
     with psycopg.connect(dsn(vault_db), autocommit=True) as conn:
         for sql in ("update vault.sat_event set kind = 'x'", "delete from vault.hub_event",
-                    "truncate vault.sat_row_change cascade", "delete from vault.sat_object_definition"):
+                    "truncate vault.link_event cascade", "delete from vault.sat_object_definition"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="insert-only"):
                 conn.execute(sql)
 

@@ -97,12 +97,12 @@ def test_a_batch_refused_after_staging_leaves_nothing_and_the_sessions_go_on(vau
     try:
         dml = [e for e in events if e.kind == "dml"][:5]
         rows = rows_for(dml, RECORD_SOURCE)
-        bad = list(rows["sat_row_change"][2])
-        bad[1] = None                        # operation: staging takes it, vault.sat_row_change refuses it
-        rows["sat_row_change"][2] = tuple(bad)
+        bad = list(rows["link_event"][2])
+        bad[21] = None                       # a row change without its operation: staging takes it,
+        rows["link_event"][2] = tuple(bad)   # the link's check (link_event_row_change) refuses it
         staged = paired.stage(dml, rows)
         staged.send()
-        with pytest.raises(psycopg.errors.NotNullViolation):
+        with pytest.raises(psycopg.errors.CheckViolation, match="link_event_row_change"):
             staged.result()
         assert all(not r for r in contents(vault_db).values())   # nothing of the batch, not even its hubs
         assert load_paired(paired, events, 7) == {e.event_id for e in events}   # both sessions go on
@@ -138,7 +138,7 @@ def test_the_sink_dead_letters_the_one_event_the_vault_refuses_and_loads_every_o
                 end if;
                 return new;
             end $$;
-            create trigger refuse_one before insert on vault.sat_row_change
+            create trigger refuse_one before insert on vault.link_event
                 for each row execute function vault.refuse_one()""")
     bodies = [e.model_dump_json().encode() for e in events]
     reader, dead = ListReader(bodies, 6), _DeadLetters()

@@ -1,6 +1,8 @@
-"""`pgtrail install vault` on a vault of the previous model (hub_event, sat_event and three event
-links as tables) moves it into the event link of part 7 in one transaction: every report reads the
-same before and after, the old names still answer, and loading goes on."""
+"""`pgtrail install vault` on a vault of a previous model moves it into the event link of part 7 in
+one transaction: every report reads the same before and after, the old names still answer, and
+loading goes on. Two vaults: one of the model before the link (hub_event, sat_event and three event
+links as tables), one of the release before row changes moved into the link (sat_row_change a
+table)."""
 import gzip
 import subprocess
 import sys
@@ -9,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from bench.vault import synthetic_events
 from pgtrail import history, reports
 from pgtrail.install import install
 from sink.loader import VaultLoader
@@ -17,6 +20,7 @@ from tests.integration.conftest import ROOT, _admin, _drop_database
 from tests.unit.conftest import normalize
 
 FIXTURE = Path(__file__).parent / "fixtures" / "vault_previous.sql.gz"
+PART8 = Path(__file__).parent / "fixtures" / "vault_part8.sql.gz"   # made at e689621, parts 1-8
 SINCE = "2000-01-01"
 
 
@@ -50,7 +54,8 @@ def _reports(conn, upgraded: bool = False) -> dict:
         "pgtrail executions": [repr(r) for r in executions],
         # every column but load_ts: the link keeps one load time per event (the earliest of its old rows)
         "old names": {t: q(f"select {_columns(conn, t)} from vault.{t}") for t in
-                      ("hub_event", "sat_event", "link_event_object", "link_event_actor", "link_event_tenant")},
+                      ("hub_event", "sat_event", "link_event_object", "link_event_actor", "link_event_tenant",
+                       "sat_row_change")},
     }
 
 
@@ -60,19 +65,37 @@ def _columns(conn, table: str) -> str:
         "and attname <> 'load_ts' order by attnum", (f"vault.{table}",)))
 
 
-@pytest.fixture
-def previous_vault():
+def _restore(fixture: Path) -> str:
     name = "t_vault_prev_" + __import__("uuid").uuid4().hex[:8]
     with _admin() as conn:
         conn.execute(f'create database "{name}"')
         conn.execute("do $$ begin if not exists (select 1 from pg_roles where rolname = 'pgtrail_vault_reader') "
                      "then create role pgtrail_vault_reader nologin; end if; end $$")
-    sql = gzip.decompress(FIXTURE.read_bytes())
+    sql = gzip.decompress(fixture.read_bytes())
     host, port = "127.0.0.1", dsn("postgres").split("port=")[1].split()[0]
     subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", port, "-U", "postgres", "-d", name],
                    input=sql, check=True, capture_output=True)
+    return name
+
+
+@pytest.fixture
+def previous_vault():
+    name = _restore(FIXTURE)
     yield name
     _drop_database(name)
+
+
+@pytest.fixture
+def part8_vault():
+    name = _restore(PART8)
+    yield name
+    _drop_database(name)
+
+
+def _install(db: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "pgtrail.cli", "install", "vault", "--dsn", dsn(db)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
 
 
 def test_a_vault_of_the_previous_model_is_moved_and_reads_the_same(previous_vault):
@@ -82,12 +105,11 @@ def test_a_vault_of_the_previous_model_is_moved_and_reads_the_same(previous_vaul
         before = _reports(conn)
     assert events_before > 400 and len(before["history (all columns)"]) == events_before
 
-    result = subprocess.run([sys.executable, "-m", "pgtrail.cli", "install", "vault", "--dsn", dsn(previous_vault)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    _install(previous_vault)
     with psycopg.connect(dsn(previous_vault), autocommit=True) as conn:
         assert _relkind(conn, "link_event") == "r"
-        for old in ("hub_event", "sat_event", "link_event_object", "link_event_actor", "link_event_tenant"):
+        for old in ("hub_event", "sat_event", "link_event_object", "link_event_actor", "link_event_tenant",
+                    "sat_row_change"):
             assert _relkind(conn, old) == "v", old
         assert conn.execute("select count(*) from vault.link_event").fetchone()[0] == events_before
         after = _reports(conn, upgraded=True)
@@ -115,3 +137,39 @@ def test_a_vault_of_the_previous_model_is_moved_and_reads_the_same(previous_vaul
         assert conn.execute("select count(*) from vault.hub_event").fetchone()[0] == events_before + len(new)
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="insert-only"):
             conn.execute("delete from vault.link_event")
+
+
+def test_a_vault_of_the_previous_release_moves_its_row_changes_into_the_link(part8_vault):
+    with psycopg.connect(dsn(part8_vault), autocommit=True) as conn:
+        assert _relkind(conn, "sat_row_change") == "r" and _relkind(conn, "link_event") == "r"
+        changes = conn.execute("select count(*) from vault.sat_row_change").fetchone()[0]
+        events_before = conn.execute("select count(*) from vault.link_event").fetchone()[0]
+        before = _reports(conn)
+    assert changes > 300 and events_before > changes
+
+    _install(part8_vault)
+    with psycopg.connect(dsn(part8_vault), autocommit=True) as conn:
+        assert _relkind(conn, "sat_row_change") == "v"
+        assert conn.execute("select count(*), count(*) filter (where operation is not null), "
+                            "count(*) filter (where kind = 'dml') from vault.link_event").fetchone() == (
+            events_before, changes, changes)
+        after = _reports(conn)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="insert-only"):   # the trigger is back
+            conn.execute("update vault.link_event set operation = null")
+    for name in before:
+        assert after[name] == before[name], f"{name} differs after the upgrade"
+
+    install(dsn(part8_vault), "vault")  # and again: idempotent on the new model
+    events = synthetic_events(450)[400:]   # the fixture holds the first 400
+    loader = VaultLoader(psycopg.connect(dsn(part8_vault), autocommit=True))
+    try:
+        new = loader.load(events)
+    finally:
+        loader.close()
+    dml = {e.event_id for e in events if e.kind == "dml"}
+    assert new == {e.event_id for e in events} and dml
+    with psycopg.connect(dsn(part8_vault), autocommit=True) as conn:
+        loaded = {r[0] for r in conn.execute("select l.event_id from vault.sat_row_change r "
+                                             "join vault.link_event l using (hk_event)")}
+        assert conn.execute("select count(*) from vault.sat_row_change").fetchone()[0] == changes + len(dml)
+    assert dml <= loaded
