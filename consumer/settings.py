@@ -18,7 +18,9 @@ class ConsumerSettings(BaseSettings):
     slot: str = Field("pgtrail", pattern=r"^[a-z0-9_]{1,63}$", description="logical replication slot")
     status_interval: float = Field(10.0, gt=0, description="seconds between standby status updates")
     max_pending_events: int = Field(
-        5000, ge=1, description="stop reading WAL while this many events await Kafka (5,000: as fast as 20,000 with either driver, and the kafka-python client process holds a quarter of the records)")
+        5000, ge=1, description="stop reading WAL while this many events await Kafka (5,000: as fast as 20,000 "
+                                "with either driver, and the kafka-python client process holds a quarter of the "
+                                "records)")
     consumer_metrics_port: int = Field(9641, ge=0, le=65535, description="0 disables the HTTP metrics server")
     heartbeat_interval: float = Field(10.0, ge=0, description="seconds between heartbeats; 0 disables them")
     redaction_key: SecretStr | None = Field(None, description="HMAC key for hashed values; by default derived "
