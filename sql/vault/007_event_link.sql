@@ -223,7 +223,8 @@ select s.event_id,
        ddl.untracked,
        s.tags,
        coalesce(le.simulated, vault.simulated_operation(op.operation_type, op.details), false) as simulated,
-       le.duration_ms as log_duration_ms
+       le.duration_ms as log_duration_ms,
+       s.hk_event   -- last: added after the others (pgtrail history finds its latest events by it)
   from vault.link_event s
   left join vault.hub_object o on o.hk_object = s.hk_object
   left join vault.hub_database d on d.hk_database = s.hk_database
