@@ -17,17 +17,41 @@ _COLUMNS = """event_id, kind, commit_time, commit_lsn::text as commit_lsn, posit
        session_user_name, application_name, client_addr, tenant_id, action, statement, primary_key,
        operation_name, status, error, ticket_number, untracked, execution_id, tags, simulated, log_duration_ms"""
 
-# One object's (or database's) events: found through the link's index on the object.
-_BY_OBJECT = f"""
+# One object's (or database's) events, the latest `limit` of them.
+_BY_OBJECT_WHERE = f"""
 select {_COLUMNS} from (
     select * from vault.event_history
-     where (object_identity = %(object)s or object_identity like '%%.' || %(object)s)
+     where {{candidates}}(object_identity = %(object)s or object_identity like '%%.' || %(object)s)
        and (%(database)s::text is null or database_name = %(database)s)
        and (%(simulated)s or not simulated)
      order by commit_time desc nulls last, commit_lsn desc, position desc
      limit %(limit)s) latest
  order by commit_time nulls first, commit_lsn, position
 """
+# With hk_event in the view, only candidates are read through it (found by the primary key): the
+# object's latest events on the link (its hubs by name, then their events), those without a commit
+# time (the view orders them by their step's time), and DDL whose parent is the object (their hub
+# is the parent already, as the loader keys them; here whatever loaded them). The view's own
+# conditions above then decide exactly, as without candidates.
+_OBJECT_HUBS = """array(select o.hk_object from vault.hub_object o
+                         where (o.object_identity = %(object)s or o.object_identity like '%%.' || %(object)s)
+                           and (%(database)s::text is null or o.database_name = %(database)s))"""
+_NOT_SIMULATED = """(%(simulated)s or not exists (select 1 from vault.sat_log_entry le
+                                                       where le.hk_event = s.hk_event and le.simulated))"""
+_CANDIDATES = f"""hk_event = any(array(
+        (select s.hk_event from (select * from vault.link_event s where s.hk_object = any({_OBJECT_HUBS})
+                                  offset 0) s   -- its own events first, by the object index
+          where {_NOT_SIMULATED}
+          order by s.commit_time desc nulls last, s.commit_lsn desc, s.position desc limit %(limit)s)
+        union all
+        select s.hk_event from vault.link_event s
+         where s.commit_time is null and s.hk_object = any({_OBJECT_HUBS})
+        union all
+        select d.hk_event from vault.sat_ddl d
+         where d.parent_identity = %(object)s or d.parent_identity like '%%.' || %(object)s))
+       and """
+_BY_OBJECT = _BY_OBJECT_WHERE.format(candidates=_CANDIDATES)
+_BY_OBJECT_EARLIER = _BY_OBJECT_WHERE.format(candidates="")
 
 # The whole vault: the latest events are chosen on the event link's time index first, then only
 # they are read through the view, found by the link's key (an array, so that PostgreSQL looks each
@@ -55,11 +79,11 @@ def fetch(conn: psycopg.Connection, object_name: str | None = None, database: st
     (import_historical_operations(days, true)) is left out unless `include_simulated`; its rows
     then have `simulated` true and are marked in the table."""
     with conn.cursor(row_factory=dict_row) as cur:
+        keyed = cur.execute("select 1 from pg_attribute where attrelid = 'vault.event_history'::regclass "
+                            "and attname = 'hk_event' and not attisdropped").fetchone()
         if object_name:
-            query = _BY_OBJECT
+            query = _BY_OBJECT if keyed else _BY_OBJECT_EARLIER
         else:
-            keyed = cur.execute("select 1 from pg_attribute where attrelid = 'vault.event_history'::regclass "
-                                "and attname = 'hk_event' and not attisdropped").fetchone()
             query = _LATEST if keyed else _LATEST_EARLIER
         cur.execute(query, {"object": object_name, "database": database, "limit": limit,
                             "simulated": include_simulated})

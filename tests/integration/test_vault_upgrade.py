@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import psycopg
+import psycopg.rows
 import pytest
 
 from bench.vault import synthetic_events
@@ -162,6 +163,14 @@ def test_a_vault_of_the_previous_release_moves_its_row_changes_into_the_link(par
             conn.execute("update vault.link_event set operation = null")
     for name in before:
         assert after[name] == before[name], f"{name} differs after the upgrade"
+    with psycopg.connect(dsn(part8_vault), autocommit=True) as conn:   # candidates change nothing
+        cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+        for obj, database, limit in [("app.t7", None, 1000), ("t7", None, 3), ("app.t7", "db1", 2), ("t3", "db2", 50),
+                                     ("public.accounts", None, 1000), ("accounts", None, 1), ("none.such", None, 9)]:
+            args = {"object": obj, "database": database, "limit": limit, "simulated": False}
+            reference = cur.execute(history._BY_OBJECT_EARLIER, args).fetchall()
+            assert history.fetch(conn, obj, database, limit) == reference, (obj, database, limit)
+            assert obj == "none.such" or reference, obj
 
     install(dsn(part8_vault), "vault")  # and again: idempotent on the new model
     events = synthetic_events(450)[400:]   # the fixture holds the first 400
