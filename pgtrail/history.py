@@ -39,13 +39,13 @@ _OBJECT_HUBS = """array(select o.hk_object from vault.hub_object o
 _NOT_SIMULATED = """(%(simulated)s or not exists (select 1 from vault.sat_log_entry le
                                                        where le.hk_event = s.hk_event and le.simulated))"""
 _CANDIDATES = f"""hk_event = any(array(
-        (select s.hk_event from (select * from vault.link_event s where s.hk_object = any({_OBJECT_HUBS})
-                                  offset 0) s   -- its own events first, by the object index
-          where {_NOT_SIMULATED}
-          order by s.commit_time desc nulls last, s.commit_lsn desc, s.position desc limit %(limit)s)
+        with own as materialized (   -- the object's own events first, by the object index
+            select s.hk_event, s.commit_time, s.commit_lsn, s.position from vault.link_event s
+             where s.hk_object = any({_OBJECT_HUBS}) and {_NOT_SIMULATED})
+        (select hk_event from own order by commit_time desc nulls last, commit_lsn desc, position desc
+          limit %(limit)s)
         union all
-        select s.hk_event from vault.link_event s
-         where s.commit_time is null and s.hk_object = any({_OBJECT_HUBS})
+        select hk_event from own where commit_time is null
         union all
         select d.hk_event from vault.sat_ddl d
          where d.parent_identity = %(object)s or d.parent_identity like '%%.' || %(object)s))

@@ -75,6 +75,8 @@ as $$ select sha256(convert_to(upper(encode(a, 'hex')) || '||' || upper(encode(b
 
 -- ------------------------------------------------------------------ the move from the previous model
 do $$
+declare
+    guarded boolean;   -- the link has its insert-only trigger
 begin
     if vault.is_table('sat_event') then
         insert into vault.link_event (hk_event, event_id, hk_database, hk_object, hk_actor, hk_tenant, load_ts, kind,
@@ -99,7 +101,10 @@ begin
     end if;
     -- row changes' payloads into their events (the link is insert-only, but not for its own move)
     if vault.is_table('sat_row_change') then
-        if exists (select 1 from pg_trigger where tgrelid = 'vault.link_event'::regclass and tgname = 'insert_only') then
+        -- a link made above in this install has no insert-only trigger yet (it comes at the end)
+        guarded := exists (select 1 from pg_trigger where tgrelid = 'vault.link_event'::regclass
+                                                        and tgname = 'insert_only');
+        if guarded then
             alter table vault.link_event disable trigger insert_only;
         end if;
         update vault.link_event l
@@ -109,7 +114,7 @@ begin
           from vault.sat_row_change r
          where r.hk_event = l.hk_event;
         raise notice 'pgtrail vault: % row changes moved into vault.link_event', (select count(*) from vault.sat_row_change);
-        if exists (select 1 from pg_trigger where tgrelid = 'vault.link_event'::regclass and tgname = 'insert_only') then
+        if guarded then
             alter table vault.link_event enable trigger insert_only;
         end if;
         drop table vault.sat_row_change cascade;   -- the views on it are made again below and in part 8
