@@ -82,6 +82,12 @@ def machine() -> str:
 
 
 def _peak_mb() -> float:
+    """This process's own peak RSS (VmHWM). Not ru_maxrss: a child's ru_maxrss starts from its
+    parent's peak at the fork (Linux carries it over exec), so a big parent would show in it."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -150,6 +156,30 @@ def run_floor(client: str, prefix: str, count: int) -> dict:
     return {"seconds": elapsed, "rss_mb": _peak_mb(), "acked": acked[0], "sent": len(records)}
 
 
+def warm_broker(prefix: str, count: int) -> dict:
+    """Send `count` records shaped like pgtrail's (700 bytes, six headers, acks=all) to a scratch
+    topic and wait for them: a freshly started broker's JVM compiles its produce path during its
+    first seconds of load, and that would land on whichever run comes first. Measured on one
+    machine: the same unchanged consumer ran at 0.45x pg_recvlogical on a just-started broker and
+    0.60x in the next run; the broker's own CPU for 200,000 records fell 2.0 -> 1.3 -> 1.1 s over
+    three runs. Run in a child so its memory does not count in the measured processes' peaks."""
+    from publisher import KafkaSettings, make_publisher
+    kafka = KafkaSettings(bootstrap=KAFKA, topic_prefix=prefix, client="librdkafka")
+    pub = make_publisher(kafka, client_id="bench-warm-up")
+    topic = kafka.topic("dml")
+    value = b"x" * 700
+    headers = [("ce_specversion", b"1.0"), ("ce_id", b"0" * 36), ("ce_source", b"pgtrail://bench"),
+               ("ce_type", b"dev.pgtrail.dml.v1"), ("content-type", b"application/json"), ("ce_time", b"0" * 32)]
+    t0 = time.perf_counter()
+    for i in range(count):
+        pub.send(topic, b"%d" % (i % 97), value, headers, lambda err, msg=None: None)
+        if i % 500 == 0:
+            pub.poll(0)
+    pub.flush(120)
+    pub.close()
+    return {"seconds": time.perf_counter() - t0}
+
+
 def _child(*args: str) -> dict:
     out = subprocess.run([sys.executable, "-m", "bench.capture", *args], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -161,13 +191,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000, help="rows inserted, then updated (changes = 2 x rows)")
     ap.add_argument("--clients", default=",".join(CLIENTS), help="drivers to measure")
+    ap.add_argument("--warm-up", type=int, default=500_000, help="records sent to warm the broker first (0: none)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         from pgtrail.runtime import tune_for_throughput
         tune_for_throughput()  # as `pgtrail consume` does; the floors get it too
         what, rest = args.child[0], args.child[1:]
-        if what == "pgtrail":
+        if what == "warm-up":
+            print(json.dumps(warm_broker(rest[0], int(rest[1]))))
+        elif what == "pgtrail":
             db, slot, client, prefix, changes = rest
             print(json.dumps(run_pgtrail(db, slot, client, prefix, int(changes))))
         else:
@@ -197,6 +230,10 @@ def main() -> None:
         with psycopg.connect(dsn(db), autocommit=True) as conn:
             end = conn.execute("select pg_current_wal_lsn()::text").fetchone()[0]
         changes = 2 * args.rows
+        t_warm = 0.0
+        if args.warm_up:
+            ensure_topics(KafkaSettings(bootstrap=KAFKA, topic_prefix=f"bench{tag}w"), ["dml"])
+            t_warm = _child("--child", "warm-up", f"bench{tag}w", str(args.warm_up))["seconds"]
 
         # Baseline: PostgreSQL's own decoding, read by pg_recvlogical with the consumer's options.
         cmd = ["pg_recvlogical", "-h", PG_HOST, "-p", PG_PORT, "-U", "postgres", "-d", db, "-S", slots["recv"],
@@ -226,7 +263,8 @@ def main() -> None:
         print(f"  workload  : {args.rows:,} inserts + {args.rows:,} updates = {changes:,} row changes on an "
               f"8-column tracked table, email hashed, attributed (loaded in {t_load:.1f}s)")
         print(f"  options   : wal2json {' '.join(f'{k}={v}' for k, v in WAL2JSON_OPTIONS.items())}; "
-              "Kafka acks=all, idempotent, 3 partitions, one local broker")
+              "Kafka acks=all, idempotent, 3 partitions, one local broker"
+              + (f", warmed by {args.warm_up:,} records first ({t_warm:.1f}s)" if args.warm_up else ", not warmed"))
         print(f"  baseline  : pg_recvlogical -> /dev/null        {t_recv:7.2f}s {recv_rate:10,.0f} changes/s")
         for client, (pg, floor) in results.items():
             pg_rate, floor_rate = changes / pg["seconds"], floor["sent"] / floor["seconds"]
