@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import deque
+from typing import Callable
 
 
 def lsn_to_int(lsn: str) -> int:
@@ -22,18 +23,20 @@ class _Unit:
         self.end_lsn: int | None = None  # None: still open (no C yet), or a non-transactional message
         self.closed = False
         self.outstanding = 0
-        self.acks: dict[str, _Ack] = {}  # one delivery callback per kind of event in the unit
+        self.acks: dict[str, Callable] = {}  # one delivery callback per kind of event in the unit
 
 
 class _Ack:
-    """The delivery callback of one unit's events of one kind: on_delivery(error[, message])."""
+    """Counts the deliveries of one unit's events of one kind. Its bound `done` is the delivery
+    callback, on_delivery(error[, message]): a bound method is called ~0.1 us faster than an object
+    with __call__, once per event."""
 
     __slots__ = ("unit", "tracker", "kind")
 
     def __init__(self, unit: _Unit, tracker: "AckTracker", kind: str):
         self.unit, self.tracker, self.kind = unit, tracker, kind
 
-    def __call__(self, error, _message=None) -> None:
+    def done(self, error, _message=None) -> None:
         self.unit.outstanding -= 1
         tracker = self.tracker
         tracker.pending -= 1
@@ -67,13 +70,13 @@ class AckTracker:
         self._units.append(unit)
         return unit
 
-    def add(self, unit: _Unit, kind: str = "event") -> _Ack:
+    def add(self, unit: _Unit, kind: str = "event") -> Callable:
         """Count one event of `unit` as sent; returns its delivery callback."""
         unit.outstanding += 1
         self.pending += 1
         ack = unit.acks.get(kind)
         if ack is None:
-            ack = unit.acks[kind] = _Ack(unit, self, kind)
+            ack = unit.acks[kind] = _Ack(unit, self, kind).done
         return ack
 
     def close(self, unit: _Unit, end_lsn: int | None) -> None:

@@ -52,6 +52,7 @@ from schemas.wire import DmlWire, Encoded, encode
 
 MESSAGE_PREFIX = "pgtrail"
 SECURITY_CONTENT_LIMIT = 65536
+GENERAL = object()   # Normalizer.row(): this change goes through feed()
 _OPERATIONS = {"I": "insert", "U": "update", "D": "delete", "T": "truncate"}
 _ACTOR_FIELDS = frozenset(Actor.model_fields)
 _SCRIPT_FIELDS = frozenset(ScriptPayload.model_fields)
@@ -137,6 +138,15 @@ class Normalizer:
                 return []
             return [event if type(event) is Encoded else encode(event)]
         return [e if type(e) is Encoded else encode(e) for e in self._feed(change)]
+
+    def row(self, change: RowChange) -> Encoded | None | object:
+        """feed()'s hot path for a row change, without a list: its event, or None (a table not
+        tracked in this transaction), or GENERAL when feed() must take it (outside a transaction,
+        rows held back for a DDL, reference mode)."""
+        txn = self._txn
+        if txn is None or txn.held is not None or self.reference:
+            return GENERAL
+        return self._row(change, txn)
 
     def _feed(self, change: Change) -> Iterator[Event | Encoded]:
         if isinstance(change, Begin):
@@ -249,10 +259,8 @@ class Normalizer:
         if wire is None:
             wire = txn.wire = DmlWire(self.system_id, self.database, self.slot, txn.xid, txn.commit_lsn,
                                       txn.commit_time, txn.actor)
-        # DmlPayload's fields, in its declared order
-        return wire.row(position, change.lsn, change.schema, change.table, tags, {
-            "operation": op, "schema_name": change.schema, "table": change.table, "primary_key": primary_key,
-            "new": new, "old": old, "changed_columns": changed, "unchanged_toast": unchanged, "redacted": redacted})
+        return wire.row(position, change.lsn, change.schema, change.table, tags, op, primary_key, new, old, changed,
+                        unchanged, redacted)
 
     def _special_numbers(self, txn: _Txn, change: RowChange, new: dict[str, Any]) -> dict[str, Any]:
         """Put back the exact NaN/Infinity/-Infinity values the source reported for this row (its

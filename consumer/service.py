@@ -17,8 +17,8 @@ import psycopg2
 from consumer import metrics
 from consumer.acks import AckTracker, int_to_lsn, lsn_to_int
 from consumer.classify import Redactor
-from consumer.decoder import Begin, Commit, Message, decode
-from consumer.normalizer import Normalizer
+from consumer.decoder import Begin, Commit, Message, RowChange, decode
+from consumer.normalizer import GENERAL, Normalizer
 from consumer.oversize import fit
 from consumer.source import SourceSession
 from consumer.stream import ReplicationStream, SlotLost
@@ -69,6 +69,7 @@ class CaptureService:
         self._last_metrics = 0.0
         self._last_event_at = 0.0
         self._unit = None  # the open transaction's unit
+        self._limit = publisher.settings.max_request_size
 
     def stop(self) -> None:
         self._stop = True
@@ -209,22 +210,29 @@ class CaptureService:
             self._dead_letter(payload, str(exc), unit)
             return
         tracker = self.tracker
+        if type(change) is RowChange and unit is not None:   # the hot path: one row, at most one event
+            enc = self.normalizer.row(change)
+            if enc is None:
+                return
+            if enc is not GENERAL:
+                try:
+                    self._count_dml(enc.tags)
+                    self._publish(enc, "dml", unit, change)
+                except Poison as exc:
+                    self._dead_letter(payload, str(exc), unit)
+                self._last_event_at = time.time()
+                return
         if type(change) is Begin:
             unit = self._unit = tracker.begin()
         standalone = type(change) is Message and not change.transactional
         target = tracker.begin() if standalone else unit
         last_event = False
-        counts, send, topic = self._counts, self.publisher.send, self.publisher.topic
-        limit = self.publisher.settings.max_request_size
-        room = limit - 65536  # below this no event needs a look (oversize.fit checks exactly)
         try:
             for enc in self.normalizer.feed(change):
                 kind = label = enc.kind
                 if kind == "dml":
                     last_event = True
-                    for tag in enc.tags:
-                        if tag in _SENSITIVE:
-                            self._sensitive_counts[tag] = self._sensitive_counts.get(tag, 0) + 1
+                    self._count_dml(enc.tags)
                 elif kind == "heartbeat":
                     now = time.time()
                     metrics.HEARTBEAT_RTT.labels(self.database).set(max(0.0, now - enc.event.payload.sent_at))
@@ -241,14 +249,7 @@ class CaptureService:
                                     event.payload.reason)
                     elif isinstance(event, LogImportEvent) and event.payload.simulated:
                         label = SIMULATED  # made-up history is never counted as real events
-                counts[label] = counts.get(label, 0) + 1
-                if len(enc.value) > room:
-                    enc, left_out = fit(enc, limit)
-                    if left_out:
-                        metrics.OVERSIZE_VALUES.labels(self.database).inc(left_out)
-                        log.warning("%s event at %s: %d value(s) over Kafka's message limit (%d bytes) left out "
-                                    "and referenced", kind, getattr(change, "lsn", "?"), left_out, limit)
-                send(topic(kind), enc.key, enc.value, enc.headers, tracker.add(target, label))
+                self._publish(enc, label, target, change)
         except Poison as exc:
             self._dead_letter(payload, str(exc), target)
         if last_event:
@@ -258,6 +259,25 @@ class CaptureService:
         if type(change) is Commit:
             tracker.close(unit, lsn_to_int(change.end_lsn))
             self._unit = None
+
+    def _count_dml(self, tags: list[str]) -> None:
+        for tag in tags:
+            if tag in _SENSITIVE:
+                self._sensitive_counts[tag] = self._sensitive_counts.get(tag, 0) + 1
+
+    def _publish(self, enc, label: str, unit, change) -> None:
+        """Send one event of `unit`, counted under `label`; a value over Kafka's limit is fitted first."""
+        counts = self._counts
+        counts[label] = counts.get(label, 0) + 1
+        limit = self._limit
+        if len(enc.value) > limit - 65536:  # below this no event needs a look (oversize.fit checks exactly)
+            enc, left_out = fit(enc, limit)
+            if left_out:
+                metrics.OVERSIZE_VALUES.labels(self.database).inc(left_out)
+                log.warning("%s event at %s: %d value(s) over Kafka's message limit (%d bytes) left out "
+                            "and referenced", enc.kind, getattr(change, "lsn", "?"), left_out, limit)
+        self.publisher.send(self.publisher.topic(enc.kind), enc.key, enc.value, enc.headers,
+                            self.tracker.add(unit, label))
 
     def _dead_letter(self, payload: bytes, reason: str, unit) -> None:
         log.warning("dead-lettering a WAL line from %s: %s", self.database, reason)
