@@ -24,8 +24,6 @@ import sys
 import time
 import uuid
 
-import psycopg
-
 from consumer.stream import WAL2JSON_OPTIONS
 from pgtrail import local
 
@@ -43,6 +41,7 @@ def settle(timeout: float = 120.0) -> None:
     """Wait until no autovacuum worker runs (at most `timeout` seconds), then checkpoint: each timed
     run starts from the same server state, not in the aftermath of the run before it (the
     autovacuum of the tables it filled, the checkpoint its WAL asks for)."""
+    import psycopg   # not at the top: the measured children load only what `pgtrail consume` loads
     with psycopg.connect(dsn("postgres"), autocommit=True) as conn:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and conn.execute(
@@ -57,6 +56,7 @@ TABLE = """create table bench_accounts (
 
 
 def workload(db: str, rows: int) -> None:
+    import psycopg
     with psycopg.connect(dsn(db), autocommit=True) as conn:
         conn.execute("set application_name = 'pgtrail-bench'")
         for start in range(0, rows, 10000):
@@ -207,6 +207,7 @@ def main() -> None:
             client, prefix, count = rest
             print(json.dumps(run_floor(client, prefix, int(count))))
         return
+    import psycopg
     from pgtrail.install import install
     from publisher import KafkaSettings
     from publisher.topics import ensure_topics
