@@ -65,6 +65,9 @@ def test_ddl_dml_and_operation_reach_the_vault_attributed(pipeline):
 
         body = urlopen(f"http://127.0.0.1:{pipeline.consumer_port}/metrics", timeout=5).read().decode()
         assert f'pgtrail_consumer_events_published_total{{database="{pipeline.source_db}",kind="dml"}} 4.0' in body
+        assert f'pgtrail_consumer_events_total{{database="{pipeline.source_db}",kind="dml"}} 4.0' in body
+        # every row change of a table with a PII column, delete included, counts as a sensitive change
+        assert f'pgtrail_consumer_sensitive_changes_total{{class="PII",database="{pipeline.source_db}"}} 4.0' in body
         assert "pgtrail_consumer_replication_lag_bytes" in body and "pgtrail_consumer_confirmed_lsn" in body
         # counted when the sink sees its batch's commit: at the latest one quiet poll (500 ms) after it
         wait_until(lambda: 'pgtrail_sink_events_loaded_total{kind="dml"} 4.0' in urlopen(
