@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import psycopg2
 
+from consumer.stream import first_line as _first_line
 from pgtrail.dsn import describe_dsn
 from pgtrail.errors import Fatal, Retryable, classify_sqlstate
-
-
-def _first_line(exc: psycopg2.Error) -> str:
-    text = (exc.pgerror or str(exc)).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class SourceSession:

@@ -42,9 +42,15 @@ class SourceIdentity:
     database: str
 
 
+def first_line(exc: psycopg2.Error) -> str:
+    """The first line of what the server (or libpq) said, for a one-line error."""
+    text = (exc.pgerror or str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _wrap(exc: psycopg2.Error, what: str, dsn: str) -> Exception:
     kind = classify_sqlstate(exc.pgcode)
-    text = (exc.pgerror or str(exc)).strip().splitlines()[0] if (exc.pgerror or str(exc)).strip() else type(exc).__name__
+    text = first_line(exc)
     if isinstance(exc, psycopg2.OperationalError) and exc.pgcode is None:
         return Fatal(f"cannot connect to the source database ({describe_dsn(dsn)}) for {what}: {text}; "
                      "check PGTRAIL_SOURCE_DSN")
