@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict
@@ -36,5 +37,6 @@ def test_the_consumer_loads_one_postgresql_driver():
     code = ("import sys; import consumer.service, consumer.source, consumer.stream, consumer.settings, publisher, "
             "publisher.librdkafka, publisher.topics; from pgtrail.dsn import describe_dsn; "
             "describe_dsn('host=h dbname=d'); print('psycopg' in sys.modules, 'psycopg2' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout.split()
     assert out == ["False", "True"]
