@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import psycopg2
 
-from consumer.stream import first_line as _first_line
+from consumer.stream import first_line
 from pgtrail.dsn import describe_dsn
 from pgtrail.errors import Fatal, Retryable, classify_sqlstate
 
@@ -47,7 +47,7 @@ class SourceSession:
             if exc.pgcode == "42501":
                 raise Fatal(f"the consumer's role may not read pgtrail's signing keys on {describe_dsn(self.dsn)}: "
                             "GRANT pgtrail_consumer TO that role") from exc
-            raise classify_sqlstate(exc.pgcode)(f"reading signing keys: {_first_line(exc)}") from exc
+            raise classify_sqlstate(exc.pgcode)(f"reading signing keys: {first_line(exc)}") from exc
         if not rows:
             raise Fatal(f"no signing key in {describe_dsn(self.dsn)}: run `pgtrail install source`")
         return {int(kid): bytes(key) for kid, key in rows}
@@ -59,7 +59,7 @@ class SourceSession:
                                (slot,))
         except psycopg2.Error as exc:
             self.close()
-            raise classify_sqlstate(exc.pgcode)(f"slot status: {_first_line(exc)}") from exc
+            raise classify_sqlstate(exc.pgcode)(f"slot status: {first_line(exc)}") from exc
         return (rows[0][0], rows[0][1]) if rows else (None, None)
 
     def heartbeat(self) -> None:
@@ -67,7 +67,7 @@ class SourceSession:
             self._query("select script_tracking.heartbeat()")
         except psycopg2.Error as exc:
             self.close()
-            raise classify_sqlstate(exc.pgcode)(f"heartbeat: {_first_line(exc)}") from exc
+            raise classify_sqlstate(exc.pgcode)(f"heartbeat: {first_line(exc)}") from exc
 
     def close(self) -> None:
         if self._conn is not None:

@@ -8,14 +8,11 @@ def parse_dsn(dsn: str) -> dict[str, str]:
     """The DSN's parameters, parsed by libpq's own rules (keyword/value or URI) through whichever
     PostgreSQL driver this process has loaded: the consumer runs on psycopg2 and the sink on
     psycopg 3, and neither loads the other (~10 MB of resident memory) just to read a DSN."""
-    if "psycopg2" in sys.modules or "psycopg" not in sys.modules:
-        try:
-            from psycopg2.extensions import parse_dsn as parse
-            return parse(dsn)
-        except ImportError:  # pragma: no cover - both drivers are dependencies
-            pass
-    from psycopg.conninfo import conninfo_to_dict
-    return {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
+    if "psycopg" in sys.modules and "psycopg2" not in sys.modules:
+        from psycopg.conninfo import conninfo_to_dict
+        return {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
+    from psycopg2.extensions import parse_dsn as parse
+    return parse(dsn)
 
 
 def describe_dsn(dsn: str) -> str:
