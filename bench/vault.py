@@ -47,6 +47,7 @@ from schemas import (Actor, DdlEvent, DdlPayload, DmlEvent, DmlPayload, Operatio
 from sink.loader import PairedLoader, VaultLoader
 from sink.reader import ListReader
 from sink.service import SinkService
+from sink.settings import SinkSettings
 
 
 def synthetic_events(n: int) -> list:
@@ -217,7 +218,8 @@ def one_round(events: list, bodies: list[str], batch: int, keep: str | None) -> 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=100_000)
-    ap.add_argument("--batch", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=SinkSettings.model_fields["max_batch"].default,
+                    help="events a vault transaction (default: the sink's own, sink.max_batch)")
     ap.add_argument("--rounds", type=int, default=3, help="each line's ratio is the median over the rounds of "
                     "(that round's baseline / its time)")
     args = ap.parse_args()
