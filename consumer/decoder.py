@@ -17,31 +17,62 @@ from pgtrail.errors import Poison
 
 class _Column(msgspec.Struct, gc=False):
     name: str
-    type: str = ""
-    value: Any = None
+    value: Any = None   # the column's "type" is not read: no event carries it (a string less a column)
 
 
 class _Key(msgspec.Struct, gc=False):
     name: str
 
 
-class _Line(msgspec.Struct, gc=False):
-    action: str
+# One struct per kind of line, told apart by "action" (wal2json writes it first): a line gets only
+# its kind's fields, and a missing required one is a decode error.
+class _RowLine(msgspec.Struct, gc=False, tag_field="action"):
+    schema: str
+    table: str
     xid: int | None = None
     lsn: str | None = None
-    nextlsn: str | None = None
-    timestamp: str | None = None
-    schema: str | None = None
-    table: str | None = None
     columns: list[_Column] | None = None
     identity: list[_Column] | None = None
     pk: list[_Key] | None = None
-    transactional: bool | None = None
-    prefix: str | None = None
-    content: str | None = None
 
 
-_decode_line = msgspec.json.Decoder(_Line, float_hook=str).decode
+class _Insert(_RowLine, tag="I"):
+    pass
+
+
+class _Update(_RowLine, tag="U"):
+    pass
+
+
+class _Delete(_RowLine, tag="D"):
+    pass
+
+
+class _Truncate(_RowLine, tag="T"):
+    pass
+
+
+class _BeginLine(msgspec.Struct, gc=False, tag_field="action", tag="B"):
+    xid: int
+    lsn: str
+    nextlsn: str
+    timestamp: str | None = None
+
+
+class _CommitLine(_BeginLine, tag="C"):
+    pass
+
+
+class _MessageLine(msgspec.Struct, gc=False, tag_field="action", tag="M"):
+    lsn: str
+    transactional: bool
+    prefix: str
+    content: str
+    xid: int | None = None
+
+
+_decode_line = msgspec.json.Decoder(
+    _Insert | _Update | _Delete | _Truncate | _BeginLine | _CommitLine | _MessageLine, float_hook=str).decode
 
 
 @dataclass(slots=True)
@@ -61,8 +92,8 @@ class Commit:
 
 
 class RowChange(msgspec.Struct):
-    """One row's change. `columns`/`identity` map names to values; `raw` keeps wal2json's column
-    lists (names, types, values) for `types`. A msgspec Struct: made in C, once per row."""
+    """One row's change. `columns`/`identity` map names to values. A msgspec Struct: made in C,
+    once per row."""
 
     action: str  # I, U, D, T
     xid: int | None
@@ -72,15 +103,6 @@ class RowChange(msgspec.Struct):
     columns: dict = {}
     identity: dict = {}
     pk: list = []
-    raw: tuple = ((), ())
-
-    @property
-    def types(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for cols in self.raw:
-            for c in cols or ():
-                out.setdefault(c.name, c.type)
-        return out
 
 
 @dataclass(slots=True)
@@ -95,27 +117,22 @@ class Message:
 Change = Begin | Commit | RowChange | Message
 
 
+_ACTION = {_Insert: "I", _Update: "U", _Delete: "D", _Truncate: "T"}
+
+
 def decode(line: bytes | str) -> Change:
     """Decode one wal2json v2 line. Raises Poison when the line is not valid wal2json v2."""
     try:
         obj = _decode_line(line)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise Poison(f"not a wal2json v2 line: {exc!s}") from exc
-    action = obj.action
-    if action == "I" or action == "U" or action == "D" or action == "T":
-        if obj.schema is None or obj.table is None:
-            raise Poison(f"not a wal2json v2 line: {action} without schema and table")
+    action = _ACTION.get(type(obj))
+    if action is not None:
         cols, ident = obj.columns, obj.identity
         return RowChange(action, obj.xid, obj.lsn, obj.schema, obj.table,
                          {c.name: c.value for c in cols} if cols else {},
                          {c.name: c.value for c in ident} if ident else {},
-                         [p.name for p in obj.pk] if obj.pk else [], (cols, ident))
-    if action == "B" or action == "C":
-        if obj.xid is None or obj.lsn is None or obj.nextlsn is None:
-            raise Poison(f"not a wal2json v2 line: {action} without xid, lsn and nextlsn")
-        return (Begin if action == "B" else Commit)(obj.xid, obj.lsn, obj.nextlsn, obj.timestamp)
-    if action == "M":
-        if obj.lsn is None or obj.transactional is None or obj.prefix is None or obj.content is None:
-            raise Poison("not a wal2json v2 line: M without lsn, transactional, prefix and content")
+                         [p.name for p in obj.pk] if obj.pk else [])
+    if type(obj) is _MessageLine:
         return Message(obj.xid, obj.lsn, obj.transactional, obj.prefix, obj.content)
-    raise Poison(f"unknown wal2json action {action!r}")
+    return (Begin if type(obj) is _BeginLine else Commit)(obj.xid, obj.lsn, obj.nextlsn, obj.timestamp)
