@@ -108,10 +108,10 @@ class LibrdkafkaReader:
             "max.partition.fetch.bytes": kafka.max_request_size,
             "fetch.message.max.bytes": kafka.max_request_size,
             # What librdkafka prefetches, and how soon it fetches again once that is full. Its
-            # default backoff (fetch.queue.backoff.ms, 1 s) caps reading at one queue a second:
-            # measured on one partition of ~600-byte events, 8 MB read 17k/s, 16 MB 32k/s, 32 MB
-            # 57-64k/s; with 20 ms 8 MB reads 350k/s. A small queue then costs no speed and keeps
-            # the sink's memory down (1M-row transaction, batches of 2,000: 184 -> 130 MB peak).
+            # default backoff (fetch.queue.backoff.ms, 1 s; librdkafka#2879) capped reading at one
+            # queue a second: on one partition of ~600-byte events, 8 MB read 17k/s, 16 MB 32k/s,
+            # 32 MB 57-64k/s; with 20 ms, 8 MB reads 350k/s. A small queue then costs no speed and
+            # keeps the sink's memory down (1M-row transaction, batches of 2,000: 184 -> 130 MB).
             "queued.max.messages.kbytes": 8192,
             "fetch.queue.backoff.ms": 20,
             "error_cb": self._on_error,
