@@ -8,7 +8,7 @@ Python ints. NaN/Infinity arrive from wal2json 2.5 as null.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 import msgspec
 
@@ -36,20 +36,9 @@ class _RowLine(msgspec.Struct, gc=False, tag_field="action"):
     pk: list[_Key] | None = None
 
 
-class _Insert(_RowLine, tag="I"):
-    pass
-
-
-class _Update(_RowLine, tag="U"):
-    pass
-
-
-class _Delete(_RowLine, tag="D"):
-    pass
-
-
-class _Truncate(_RowLine, tag="T"):
-    pass
+# I, U, D, T: the same fields, one struct each, so the tag says which action a row line is
+_ROW_LINES = {tag: msgspec.defstruct(f"_RowLine{tag}", [], bases=(_RowLine,), tag=tag) for tag in "IUDT"}
+_ACTION = {cls: tag for tag, cls in _ROW_LINES.items()}
 
 
 class _BeginLine(msgspec.Struct, gc=False, tag_field="action", tag="B"):
@@ -71,8 +60,8 @@ class _MessageLine(msgspec.Struct, gc=False, tag_field="action", tag="M"):
     xid: int | None = None
 
 
-_decode_line = msgspec.json.Decoder(
-    _Insert | _Update | _Delete | _Truncate | _BeginLine | _CommitLine | _MessageLine, float_hook=str).decode
+_decode_line = msgspec.json.Decoder(Union[(*_ROW_LINES.values(), _BeginLine, _CommitLine, _MessageLine)],
+                                   float_hook=str).decode
 
 
 @dataclass(slots=True)
@@ -115,9 +104,6 @@ class Message:
 
 
 Change = Begin | Commit | RowChange | Message
-
-
-_ACTION = {_Insert: "I", _Update: "U", _Delete: "D", _Truncate: "T"}
 
 
 def decode(line: bytes | str) -> Change:

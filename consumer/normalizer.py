@@ -131,18 +131,12 @@ class Normalizer:
 
     # ------------------------------------------------------------------ entry point
     def feed(self, change: Change) -> list[Encoded]:
-        txn = self._txn
-        if type(change) is RowChange and txn is not None and txn.held is None:  # the hot path
-            event = self._row(change, txn)
-            if event is None:
-                return []
-            return [event if type(event) is Encoded else encode(event)]
         return [e if type(e) is Encoded else encode(e) for e in self._feed(change)]
 
     def row(self, change: RowChange) -> Encoded | None | object:
-        """feed()'s hot path for a row change, without a list: its event, or None (a table not
-        tracked in this transaction), or GENERAL when feed() must take it (outside a transaction,
-        rows held back for a DDL, reference mode)."""
+        """The capture loop's hot path: a row change's event without feed()'s generator and list;
+        or None (a table not tracked in this transaction), or GENERAL when feed() must take it
+        (outside a transaction, rows held back for a DDL, reference mode)."""
         txn = self._txn
         if txn is None or txn.held is not None or self.reference:
             return GENERAL
