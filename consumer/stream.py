@@ -137,8 +137,8 @@ class ReplicationStream:
                                 "PGTRAIL_SLOT or drop that slot")
                 if row and row[1] == "lost":
                     raise SlotLost(conn.get_dsn_parameters().get("dbname", "?"), f"slot {self.slot!r} is lost (its WAL was removed by max_slot_wal_keep_size): "
-                                "changes since its last confirmed position cannot be read; drop and recreate "
-                                "the slot and re-baseline")
+                                "changes since its last confirmed position cannot be read; drop it (`pgtrail "
+                                "slots --drop-lost`), start the consumer again (it creates the slot) and re-baseline")
         except psycopg2.Error as exc:
             raise _wrap(exc, "the preflight check", self.dsn) from exc
         finally:

@@ -47,19 +47,50 @@ def run_workload(dsn: str) -> str:
     return str(row[0])
 
 
-def wait_for_operation(vault_dsn: str, operation_id: str, timeout: float) -> None:
+def capture_problem(source_dsn: str, slot: str) -> tuple[str, bool] | None:
+    """Why no event of the source can be arriving, read from its slot: lost, missing, or no
+    consumer streaming it, and whether waiting can heal it (a lost slot: never); None when a
+    consumer streams it."""
+    with connect(source_dsn, "source", "PGTRAIL_SOURCE_DSN") as conn:
+        row = conn.execute("select active, wal_status from pg_replication_slots where slot_name = %s",
+                           (slot,)).fetchone()
+    if row is None:
+        return f"no consumer has created slot {slot!r} on the source", False
+    if row[1] == "lost":
+        return (f"the consumer's slot {slot!r} is lost (its WAL was removed): drop it with `pgtrail slots "
+                "--drop-lost` and start the consumer again (`make demo` does both)", True)
+    if not row[0]:
+        return f"no consumer is streaming slot {slot!r}", False
+    return None
+
+
+def wait_for_operation(vault_dsn: str, operation_id: str, timeout: float, source_dsn: str, slot: str,
+                       grace: float = 10.0) -> None:
+    """Wait until the operation is in the vault. Fails at once on a lost slot, and after `grace`
+    seconds when no consumer streams the slot (a restarting consumer is briefly away)."""
     deadline = time.monotonic() + timeout
+    away_since = None
+    next_check = 0.0
     with connect(vault_dsn, "vault", "PGTRAIL_VAULT_DSN") as conn:
         while time.monotonic() < deadline:
             if conn.execute("select 1 from vault.sat_operation where operation_id = %s", (operation_id,)).fetchone():
                 return
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + 1.0
+                problem = capture_problem(source_dsn, slot)
+                away_since = None if problem is None else (away_since or now)
+                if problem is not None and (problem[1] or now - away_since >= grace):
+                    raise Fatal(f"operation {operation_id} cannot reach the vault: {problem[0]} "
+                                "(make pipeline; logs in .pgtrail/log/)")
             time.sleep(0.25)
     raise Fatal(f"operation {operation_id} did not reach the vault within {timeout:.0f}s: are the consumer and "
                 "sink running? (make pipeline; logs in .pgtrail/log/)")
 
 
 def run_demo(timeout: float = 90.0) -> int:
-    source_dsn = ConsumerSettings().source_dsn.get_secret_value()
+    consumer = ConsumerSettings()
+    source_dsn = consumer.source_dsn.get_secret_value()
     vault_dsn = SinkSettings().vault_dsn.get_secret_value()
     started = datetime.now(timezone.utc)
     print("running the demo workload on the source database ...")
@@ -69,7 +100,7 @@ def run_demo(timeout: float = 90.0) -> int:
     op = run_workload(source_dsn)
     print(f"  select track_operation('Demo data load', 'MAINTENANCE')  -> {op}")
     t0 = time.monotonic()
-    wait_for_operation(vault_dsn, op, timeout)
+    wait_for_operation(vault_dsn, op, timeout, source_dsn, consumer.slot)
     print(f"\nall events reached the vault in {time.monotonic() - t0:.1f}s; tracked history (read from the vault):\n")
     with connect(vault_dsn, "vault", "PGTRAIL_VAULT_DSN") as conn:
         rows = [r for r in history.fetch(conn, limit=10000) if r["commit_time"] and r["commit_time"] >= started]

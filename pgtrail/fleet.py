@@ -198,6 +198,33 @@ def render_slots(rows: list[dict], as_json: bool) -> str:
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines)
 
 
+def drop_lost_slots(dsns: list[str], names: Iterable[str] = ()) -> list[str]:
+    """Drop pgtrail's slots whose WAL is gone (wal_status 'lost'): such a slot can never stream
+    again, and its consumer stops on it until it is dropped. The consumer then creates the slot
+    from the current position: the changes in between were not captured, and each line says from
+    where to re-baseline. Slots that are not lost are left alone."""
+    done, seen = [], set()
+    for dsn in dsns:
+        try:
+            conn = psycopg.connect(dsn, connect_timeout=5, autocommit=True)
+        except psycopg.Error as exc:
+            raise Fatal(f"cannot look for lost slots on {describe_dsn(dsn)}: {_short(exc)}") from exc
+        with conn:
+            system_id = conn.execute("select system_identifier::text from pg_control_system()").fetchone()[0]
+            for slot, database, lsn in conn.execute(
+                    "select slot_name, database, confirmed_flush_lsn::text from pg_replication_slots "
+                    "where plugin = 'wal2json' and wal_status = 'lost' and not active "
+                    "and (slot_name like 'pgtrail%%' or slot_name = any(%s)) order by slot_name",
+                    (list(names),)).fetchall():
+                if (system_id, slot) in seen:
+                    continue
+                seen.add((system_id, slot))
+                conn.execute("select pg_drop_replication_slot(%s)", (slot,))
+                done.append(f"dropped lost slot {slot} of {database} on {describe_dsn(dsn)}: changes after "
+                            f"{lsn or 'its start'} were not captured (re-baseline them if they matter)")
+    return done
+
+
 def drop_slot(dsn: str, slot: str, force: bool, names: Iterable[str] = ()) -> str:
     """Drop one of pgtrail's slots. An active slot (a consumer is streaming it) is refused unless
     `force`, which ends that walsender first; the consumer then recreates the slot from now on,

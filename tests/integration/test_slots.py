@@ -9,9 +9,10 @@ import uuid
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from pgtrail.install import install
-from tests.conftest import KAFKA
+from tests.conftest import KAFKA, dsn
 from tests.integration.conftest import ROOT, free_port, wait_until
 
 
@@ -29,7 +30,7 @@ def fresh_db(spare) -> str:
     return db
 
 
-def test_a_lost_slot_stops_the_consumer_with_a_clear_message(spare_cluster):
+def test_a_lost_slot_stops_the_consumer_with_a_clear_message(spare_cluster, vault_db):
     spare_cluster.start(max_slot_wal_keep_size="1MB", max_wal_size="64MB", min_wal_size="32MB")
     db = fresh_db(spare_cluster)
     prefix = f"t{uuid.uuid4().hex[:8]}"
@@ -47,6 +48,42 @@ def test_a_lost_slot_stops_the_consumer_with_a_clear_message(spare_cluster):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"slot 's_{prefix}' is lost" in proc.stderr and "cannot be read" in proc.stderr
+    assert "pgtrail slots --drop-lost" in proc.stderr
+
+    # `pgtrail demo` says so at once instead of waiting for an event that cannot come
+    from pgtrail.demo import wait_for_operation
+    from pgtrail.errors import Fatal
+    with pytest.raises(Fatal, match=f"cannot reach the vault: the consumer's slot 's_{prefix}' is lost"):
+        wait_for_operation(dsn(vault_db), str(uuid.uuid4()), 120, spare_cluster.dsn(db), f"s_{prefix}")
+
+    # --drop-lost drops the lost slot and leaves a healthy one alone
+    with psycopg.connect(spare_cluster.dsn(db), autocommit=True) as conn:
+        conn.execute("select pg_create_logical_replication_slot(%s, 'wal2json')", (f"pgtrail_keep_{prefix}",))
+    env = consumer_env(spare_cluster, db, prefix)
+    dropped = subprocess.run([sys.executable, "-m", "pgtrail.cli", "slots", "--drop-lost"], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
+    assert dropped.returncode == 0, dropped.stderr
+    assert f"dropped lost slot s_{prefix} of {db}" in dropped.stdout and "not captured" in dropped.stdout
+    assert f"pgtrail_keep_{prefix}" not in dropped.stdout
+    with psycopg.connect(spare_cluster.dsn(db), autocommit=True) as conn:
+        left = {r[0] for r in conn.execute("select slot_name from pg_replication_slots where database = %s", (db,))}
+        assert left == {f"pgtrail_keep_{prefix}"}
+        conn.execute("select pg_drop_replication_slot(%s)", (f"pgtrail_keep_{prefix}",))
+    again = subprocess.run([sys.executable, "-m", "pgtrail.cli", "slots", "--drop-lost"], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and again.stdout == "", again.stdout + again.stderr
+
+
+def test_the_demo_stops_waiting_when_no_consumer_streams_its_slot(source_db, vault_db):
+    from pgtrail.demo import wait_for_operation
+    from pgtrail.errors import Fatal
+    slot = f"pgtrail_idle_{uuid.uuid4().hex[:6]}"
+    with pytest.raises(Fatal, match=f"no consumer has created slot '{slot}'"):
+        wait_for_operation(dsn(vault_db), str(uuid.uuid4()), 120, dsn(source_db), slot, grace=1)
+    with psycopg.connect(dsn(source_db), autocommit=True) as conn:
+        conn.execute("select pg_create_logical_replication_slot(%s, 'wal2json')", (slot,))
+    with pytest.raises(Fatal, match=f"no consumer is streaming slot '{slot}'"):
+        wait_for_operation(dsn(vault_db), str(uuid.uuid4()), 120, dsn(source_db), slot, grace=1)
 
 
 def test_a_stalled_kafka_never_trips_wal_sender_timeout(spare_cluster, tmp_path):
@@ -100,7 +137,6 @@ def test_a_start_that_fails_leaves_no_slot_and_slots_lists_configured_names(tmp_
     slot that a failed start did create is dropped again; `pgtrail slots` lists and drops a slot
     named by the configuration even when its name does not start with pgtrail."""
     from consumer.stream import ReplicationStream
-    from tests.conftest import dsn
     from tests.integration.conftest import _drop_database
 
     db = f"t_noinstall_{uuid.uuid4().hex[:6]}"
