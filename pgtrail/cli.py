@@ -210,10 +210,12 @@ def cmd_slots(args) -> int:
         settings = ConsumerSettings()
         dsns, names = [args.dsn or settings.source_dsn.get_secret_value()], [settings.slot]
     problems: list[str] = []
-    if args.drop_lost:
-        for line in fleet.drop_lost_slots(dsns, names):
-            print(line)
-        return 0
+    if args.drop_lost:   # only the slots the configuration names, each in its own database
+        for line in fleet.drop_lost_slots(list(zip(dsns, names)), problems):
+            print(line, flush=True)
+        for p in problems:
+            print(f"pgtrail: warning: {p}", file=sys.stderr)
+        return 1 if problems else 0
     if args.drop:
         owners = [d for d in dsns if any(r["slot"] == args.drop for r in fleet.list_slots([d], problems, names))]
         if not owners:
@@ -456,11 +458,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("slots", help="list pgtrail's replication slots, or drop one")
     s.add_argument("--config", help="fleet file: the clusters of all its sources")
     s.add_argument("--dsn", help="one server (default PGTRAIL_SOURCE_DSN)")
-    s.add_argument("--drop", metavar="SLOT", help="drop this slot (refused while a consumer streams it)")
+    drop = s.add_mutually_exclusive_group()
+    drop.add_argument("--drop", metavar="SLOT", help="drop this slot (refused while a consumer streams it)")
+    drop.add_argument("--drop-lost", action="store_true",
+                      help="drop the configured slots (PGTRAIL_SLOT, or the fleet file's) whose WAL is gone "
+                           "(wal_status lost: they can never stream again); their consumers then start from now, "
+                           "so re-baseline what was missed")
     s.add_argument("--force", action="store_true", help="with --drop: end the session streaming it first")
-    s.add_argument("--drop-lost", action="store_true",
-                   help="drop the slots whose WAL is gone (wal_status lost; they can never stream again): their "
-                        "consumers then start from now, so re-baseline what was missed")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_slots)
 

@@ -5,7 +5,7 @@ import json
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
@@ -198,31 +198,38 @@ def render_slots(rows: list[dict], as_json: bool) -> str:
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines)
 
 
-def drop_lost_slots(dsns: list[str], names: Iterable[str] = ()) -> list[str]:
-    """Drop pgtrail's slots whose WAL is gone (wal_status 'lost'): such a slot can never stream
-    again, and its consumer stops on it until it is dropped. The consumer then creates the slot
-    from the current position: the changes in between were not captured, and each line says from
-    where to re-baseline. Slots that are not lost are left alone."""
-    done, seen = [], set()
-    for dsn in dsns:
+def drop_lost_slots(sources: list[tuple[str, str]], problems: list[str]) -> Iterator[str]:
+    """Drop the configured slots whose WAL is gone: `sources` are (DSN, slot name) pairs, each slot
+    looked for in its DSN's database only. A lost slot (wal_status 'lost') can never stream again,
+    and its consumer stops on it until it is dropped; the consumer then creates the slot from the
+    current position, so each line says after which position changes were not captured.
+
+    Yields one line per slot as soon as it is dropped (a later failure never hides it). A server
+    that cannot be reached, or a lost slot that something still streams, goes to `problems` and
+    the others go on."""
+    for dsn, slot in sources:
         try:
-            conn = psycopg.connect(dsn, connect_timeout=5, autocommit=True)
-        except psycopg.Error as exc:
-            raise Fatal(f"cannot look for lost slots on {describe_dsn(dsn)}: {_short(exc)}") from exc
-        with conn:
-            system_id = conn.execute("select system_identifier::text from pg_control_system()").fetchone()[0]
-            for slot, database, lsn in conn.execute(
-                    "select slot_name, database, confirmed_flush_lsn::text from pg_replication_slots "
-                    "where plugin = 'wal2json' and wal_status = 'lost' and not active "
-                    "and (slot_name like 'pgtrail%%' or slot_name = any(%s)) order by slot_name",
-                    (list(names),)).fetchall():
-                if (system_id, slot) in seen:
+            with psycopg.connect(dsn, connect_timeout=5, autocommit=True) as conn:
+                row = conn.execute(
+                    "select database, confirmed_flush_lsn::text, active_pid from pg_replication_slots "
+                    "where slot_name = %s and database = current_database() and plugin = 'wal2json' "
+                    "and wal_status = 'lost'", (slot,)).fetchone()
+                if row is None:
                     continue
-                seen.add((system_id, slot))
+                database, lsn, pid = row
+                if pid is not None:
+                    problems.append(f"lost slot {slot} on {describe_dsn(dsn)} is still in use by pid {pid}: "
+                                    "not dropped")
+                    continue
                 conn.execute("select pg_drop_replication_slot(%s)", (slot,))
-                done.append(f"dropped lost slot {slot} of {database} on {describe_dsn(dsn)}: changes after "
-                            f"{lsn or 'its start'} were not captured (re-baseline them if they matter)")
-    return done
+        except psycopg.errors.ObjectInUse:
+            problems.append(f"lost slot {slot} on {describe_dsn(dsn)} was taken by a session meanwhile: not dropped")
+            continue
+        except psycopg.Error as exc:
+            problems.append(f"{describe_dsn(dsn)}: {_short(exc)}")
+            continue
+        yield (f"dropped lost slot {slot} of {database} on {describe_dsn(dsn)}: changes after "
+               f"{lsn or 'its start'} were not captured (re-baseline them if they matter)")
 
 
 def drop_slot(dsn: str, slot: str, force: bool, names: Iterable[str] = ()) -> str:

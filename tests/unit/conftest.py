@@ -33,7 +33,9 @@ def normalize(lines, system_id="7712193764098600281", database="fixture_capture"
 
 @pytest.fixture
 def tracked_lines() -> list[str]:
-    """Real wal2json v2 output (pg_recvlogical, the consumer's options) of a tracked workload."""
+    """Real wal2json v2 output of a tracked workload (pg_recvlogical, fixtures/capture.sh). Made
+    before the consumer asked for include-types=0: its column entries carry a "type" the decoder
+    ignores, so these tests also show a stream with type names still decodes."""
     return (FIXTURES / "wal2json_v2_tracked.jsonl").read_text().splitlines()
 
 
