@@ -8,7 +8,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from consumer.settings import ConsumerSettings
-from pgtrail import history, reports
+from pgtrail import fleet, history, reports
 from pgtrail.errors import Fatal
 from pgtrail.install import connect
 from sink.settings import SinkSettings
@@ -48,19 +48,19 @@ def run_workload(dsn: str) -> str:
 
 
 def capture_problem(source_dsn: str, slot: str) -> tuple[str, bool] | None:
-    """Why no event of the source may be arriving, read from its slot in the source's database:
-    lost, missing, or no consumer streaming it. The flag says whether it is final (a lost slot:
-    waiting never heals it; a missing or idle one may be a consumer between restarts). None when a
-    consumer streams the slot."""
-    with connect(source_dsn, "source", "PGTRAIL_SOURCE_DSN") as conn:
-        row = conn.execute("select active, wal_status from pg_replication_slots "
-                           "where slot_name = %s and database = current_database()", (slot,)).fetchone()
-    if row is None:
+    """Why no event of the source may be arriving, from its slot as `pgtrail status` reads it:
+    lost, missing, or no consumer streaming it (or the source unreachable). The flag says whether
+    it is final (a lost slot: waiting never heals it; the others may be a consumer between
+    restarts). None when a consumer streams the slot."""
+    st = fleet.probe("source", source_dsn, slot)
+    if st.state != "up":
+        return f"the source cannot be reached: {st.error}", False
+    if st.wal_status == "missing":
         return f"no consumer has created slot {slot!r} on the source", False
-    if row[1] == "lost":
+    if st.wal_status == "lost":
         return (f"the consumer's slot {slot!r} is lost (its WAL was removed): drop it with `pgtrail slots "
                 "--drop-lost` and start the consumer again (`make demo` does both)", True)
-    if not row[0]:
+    if not st.slot_active:
         return f"no consumer is streaming slot {slot!r}", False
     return None
 

@@ -10,7 +10,7 @@ from typing import Iterable, Iterator
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
-from pgtrail.config import FleetConfig, SourceEntry
+from pgtrail.config import FleetConfig
 from pgtrail.dsn import describe_dsn
 from pgtrail.errors import Fatal
 from pgtrail.install import install, untrackable_tables
@@ -79,9 +79,10 @@ def _scrape(urls: list[str]) -> dict[tuple[str, str], float]:
     return found
 
 
-def _probe(entry: SourceEntry) -> SourceStatus:
-    st = SourceStatus(entry.name, slot=entry.slot_name)
-    dsn = entry.dsn.get_secret_value()
+def probe(name: str, dsn: str, slot: str) -> SourceStatus:
+    """One source's server, slot and tracking SQL as they stand (no consumer metrics): `state`
+    down with the error when the server cannot be reached, `wal_status` missing when no slot."""
+    st = SourceStatus(name, slot=slot)
     try:
         with psycopg.connect(dsn, connect_timeout=5, autocommit=True, application_name="pgtrail-status") as conn:
             st.state = "up"
@@ -89,7 +90,7 @@ def _probe(entry: SourceEntry) -> SourceStatus:
             row = conn.execute(
                 "select active, wal_status, safe_wal_size, "
                 "       pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
-                "from pg_replication_slots where slot_name = %s", (entry.slot_name,)).fetchone()
+                "from pg_replication_slots where slot_name = %s", (slot,)).fetchone()
             if row:
                 st.slot_active, st.wal_status, st.safe_wal_bytes, st.lag_bytes = row
             else:
@@ -109,7 +110,7 @@ def status(cfg: FleetConfig, metrics_urls: list[str]) -> list[SourceStatus]:
     now = time.time()
     rows = []
     for entry in cfg.sources:
-        st = _probe(entry)
+        st = probe(entry.name, entry.dsn.get_secret_value(), entry.slot_name)
         up = scraped.get(("pgtrail_consumer_source_up", entry.name))
         st.consumer_up = None if up is None else up == 1
         for attr, metric in (("last_event_age_s", "pgtrail_consumer_last_event_timestamp_seconds"),
